@@ -1,0 +1,51 @@
+#pragma once
+
+// Completion tokens and spawn handlers shared by every coroutine of the server.
+
+#include "logger.hpp"
+#include "net.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <exception>
+#include <string_view>
+
+namespace wolf {
+
+/** Errors as values on the I/O path: `auto [ec, n] = co_await op(..., use_nothrow);`. */
+inline constexpr auto use_nothrow = net::as_tuple(net::use_awaitable);
+
+/** Spawn handler for the server's long-lived actors: an escaped exception is logged and rethrown out of
+ * io_context::run, so a bug is loud, never silent. */
+struct log_and_rethrow {
+    std::string_view what;
+    void operator()(std::exception_ptr error) const {
+        if (!error) return;
+        try {
+            std::rethrow_exception(error);
+        } catch (std::exception const& e) {
+            log_error(what, " failed: ", e.what());
+        } catch (...) {
+            log_error(what, " failed: unknown exception");
+        }
+        std::rethrow_exception(error);
+    }
+};
+
+/** Spawn handler for one connection: an escaped exception is logged and ends that connection only. */
+struct log_and_contain {
+    std::string_view what;
+    void operator()(std::exception_ptr error) const {
+        if (!error) return;
+        try {
+            std::rethrow_exception(error);
+        } catch (std::exception const& e) {
+            log_error(what, " failed: ", e.what());
+        } catch (...) {
+            log_error(what, " failed: unknown exception");
+        }
+    }
+};
+
+} // namespace wolf

@@ -1,0 +1,55 @@
+#include "broadcaster.hpp"
+
+#include "async.hpp"
+#include "logger.hpp"
+#include "protocol.hpp"
+
+#include <chrono>
+
+namespace wolf {
+
+broadcaster::broadcaster(net::any_io_executor executor, registry& connections, metrics& stats, std::size_t capacity)
+    : channel_(std::move(executor), capacity)
+    , connections_(connections)
+    , stats_(stats) {}
+
+net::awaitable<void> broadcaster::run() {
+    for (;;) {
+        auto [ec, message] = co_await channel_.async_receive(use_nothrow);
+        if (ec) co_return; // closed
+        fan_out(message);
+    }
+}
+
+net::awaitable<bool> broadcaster::publish(broadcast_message message) {
+    auto [ec] = co_await channel_.async_send(boost::system::error_code{}, std::move(message), use_nothrow);
+    co_return !ec;
+}
+
+bool broadcaster::try_publish(broadcast_message message) {
+    return channel_.try_send(boost::system::error_code{}, std::move(message));
+}
+
+void broadcaster::close() { channel_.close(); }
+
+std::size_t broadcaster::fan_out(broadcast_message const& message) {
+    auto const started = steady_clock::now();
+    auto const frame = std::make_shared<std::string const>(protocol::make_wisdom_distribution(message.text));
+
+    std::size_t queued = 0;
+    auto const subscribers = connections_.subscriber_peers();
+    for (peer* p : subscribers)
+        if (p->offer(frame)) ++queued;
+    auto const dropped = subscribers.size() - queued;
+
+    stats_.wisdom_sent_total += queued;
+    stats_.wisdom_dropped_total += dropped;
+    std::uint64_t const number = ++stats_.broadcast_ticks_total;
+    auto const elapsed = std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - started);
+    log_info(message.from == broadcast_message::origin::tick ? "tick " : "publish ", number,
+             ": recipients=", queued, " dropped=", dropped, " connections=", connections_.connections(),
+             " fanout_us=", elapsed.count());
+    return queued;
+}
+
+} // namespace wolf

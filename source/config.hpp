@@ -1,0 +1,49 @@
+#pragma once
+
+#include "logger.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wolf {
+
+using duration = std::chrono::milliseconds;
+
+/** Everything the server can be told at startup; defaults are the contract's. */
+struct config {
+    std::string host = "0.0.0.0";
+    std::uint16_t port = 8000;
+    duration interval{5000};
+    duration ping_timeout{15000};
+    std::string quotes_file; // empty: the embedded deck
+    std::string assets_dir;  // empty: the embedded UI
+    std::size_t max_connections = 10000;
+    std::size_t max_queue = 64;
+    std::size_t max_message_size = 4096;
+    log_level level = log_level::info;
+
+    // Documented constants, not flags (yet): tests shorten them.
+    duration handshake_timeout{10000}; // whole HTTP request / WebSocket upgrade, and the closing handshake
+    duration shutdown_grace{5000};     // how long shutdown waits for closing handshakes
+};
+
+/** "250ms", "5s", "1.5m", "2h" or a bare number of seconds; nullopt unless well-formed and > 0 ms. */
+std::optional<duration> parse_duration(std::string_view text) noexcept;
+
+/** Renders a duration the way parse_duration reads it ("250ms", "5s", "1m"). */
+std::string format_duration(duration d);
+
+/** The result of reading the command line: either a config to run with, or text to print and an exit code. */
+struct cli_result {
+    std::optional<config> cfg;
+    int exit_code = 0;   // meaningful when cfg is empty: 0 for --help/--version, 2 for a bad command line
+    std::string output;  // --help/--version text (stdout) or a one-line error (stderr)
+};
+
+cli_result parse_command_line(int argc, char const* const argv[]);
+
+} // namespace wolf

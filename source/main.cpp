@@ -1,0 +1,89 @@
+// wolf-wisdom: options -> quotes and assets -> io_context -> signals -> server.
+
+#include "assets.hpp"
+#include "async.hpp"
+#include "config.hpp"
+#include "logger.hpp"
+#include "quote_deck.hpp"
+#include "server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <csignal>
+#include <functional>
+#include <stdexcept>
+#include <iostream>
+
+namespace {
+
+using namespace wolf;
+
+/** A startup failure: one line on stderr, then the exit code. */
+int fail(int code, std::string const& message) {
+    std::cerr << "wolf-wisdom: " << message << '\n';
+    return code;
+}
+
+} // namespace
+
+int main(int argc, char* argv[]) {
+    auto cli = parse_command_line(argc, argv);
+    if (!cli.cfg) {
+        (cli.exit_code == 0 ? std::cout : std::cerr) << cli.output;
+        return cli.exit_code;
+    }
+    auto& cfg = *cli.cfg;
+    set_log_level(cfg.level);
+
+    auto quotes = cfg.quotes_file.empty()
+                      ? parse_quotes(embedded_file_data(default_quotes_name).value_or(""), "built-in quotes")
+                      : load_quotes_file(cfg.quotes_file);
+    if (auto const* error = std::get_if<std::string>(&quotes)) return fail(2, "--quotes: " + *error);
+
+    auto assets = cfg.assets_dir.empty() ? asset_store::embedded() : asset_store::from_directory(cfg.assets_dir);
+    if (auto const* error = std::get_if<std::string>(&assets)) return fail(2, *error);
+
+    net::io_context ioc{1};
+    auto const host = cfg.host;
+    auto const port = cfg.port;
+    server srv(ioc.get_executor(), std::move(cfg), std::get<asset_store>(std::move(assets)),
+               quote_deck(std::get<std::vector<std::string>>(std::move(quotes))));
+    try {
+        srv.start();
+    } catch (std::invalid_argument const& e) {
+        return fail(2, e.what());
+    } catch (boost::system::system_error const& e) {
+        return fail(1, "cannot listen on " + host + ":" + std::to_string(port) + ": " + e.code().message());
+    }
+
+    // The first SIGINT/SIGTERM shuts down gracefully; a second one stops at once.
+    net::signal_set signals(ioc, SIGINT, SIGTERM);
+    bool stopping = false;
+    std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int signal) {
+        if (ec) return;
+        if (stopping) {
+            log_warn("signal ", signal, " again: stopping now");
+            ioc.stop();
+            return;
+        }
+        stopping = true;
+        log_info("signal ", signal, ": shutting down");
+        net::co_spawn(ioc, srv.shutdown(), [&](std::exception_ptr error) {
+            signals.cancel();
+            if (error) std::rethrow_exception(error);
+        });
+        signals.async_wait(on_signal);
+    };
+    signals.async_wait(on_signal);
+
+    try {
+        ioc.run();
+    } catch (std::exception const& e) {
+        log_error("fatal: ", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,52 @@
+#include "metrics.hpp"
+
+#include "registry.hpp"
+
+#include <boost/json.hpp>
+
+#include <sstream>
+
+namespace wolf {
+
+std::string_view to_string(eviction_reason reason) noexcept {
+    static constexpr std::array<std::string_view, eviction_reason_count> names{
+        "ping_timeout", "rate_limit", "too_big", "binary", "bad_utf8", "slow_consumer", "error_limit"};
+    return names[static_cast<std::size_t>(reason)];
+}
+
+std::string render_prometheus(metrics const& m, registry const& r) {
+    std::ostringstream out;
+    auto const family = [&](std::string_view name, std::string_view type, std::string_view help) {
+        out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+    };
+    family("wolf_connections", "gauge", "Open WebSocket connections (handshake done, close not begun).");
+    out << "wolf_connections " << r.connections() << '\n';
+    family("wolf_subscribers", "gauge", "Connections subscribed to the broadcast.");
+    out << "wolf_subscribers " << r.subscribers() << '\n';
+    family("wolf_ready", "gauge", "Connections in the ready pool (sent connect).");
+    out << "wolf_ready " << r.ready() << '\n';
+    family("wolf_connections_total", "counter", "WebSocket handshakes completed.");
+    out << "wolf_connections_total " << m.connections_total << '\n';
+    family("wolf_broadcast_ticks_total", "counter", "Broadcasts made.");
+    out << "wolf_broadcast_ticks_total " << m.broadcast_ticks_total << '\n';
+    family("wolf_wisdom_sent_total", "counter", "wisdom_distribution frames queued to subscribers.");
+    out << "wolf_wisdom_sent_total " << m.wisdom_sent_total << '\n';
+    family("wolf_wisdom_dropped_total", "counter", "wisdom_distribution frames dropped on a full queue.");
+    out << "wolf_wisdom_dropped_total " << m.wisdom_dropped_total << '\n';
+    family("wolf_evictions_total", "counter", "Connections closed by the server, by reason.");
+    for (std::size_t i = 0; i < eviction_reason_count; ++i)
+        out << "wolf_evictions_total{reason=\"" << to_string(static_cast<eviction_reason>(i)) << "\"} "
+            << m.evictions[i] << '\n';
+    family("wolf_protocol_errors_total", "counter", "error events sent, by code.");
+    for (std::size_t i = 0; i < protocol::error_code_count; ++i)
+        out << "wolf_protocol_errors_total{code=\"" << protocol::to_string(static_cast<protocol::error_code>(i))
+            << "\"} " << m.protocol_errors[i] << '\n';
+    return std::move(out).str();
+}
+
+std::string render_health(registry const& r) {
+    return boost::json::serialize(boost::json::object{
+        {"status", "ok"}, {"connections", r.connections()}, {"subscribers", r.subscribers()}});
+}
+
+} // namespace wolf

@@ -1,0 +1,87 @@
+#include "protocol.hpp"
+
+#include <boost/json.hpp>
+
+#include <array>
+
+namespace wolf::protocol {
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::array<std::string_view, 5> client_event_names{event::connect, event::subscribe, event::unsubscribe,
+                                                            event::ping, event::disconnect};
+constexpr std::array<std::string_view, error_code_count> error_code_names{"bad_message", "unknown_type",
+                                                                         "id_mismatch", "not_connected"};
+
+protocol_error bad_message(std::string message) { return {error_code::bad_message, std::move(message)}; }
+
+std::string make_event(std::string_view type, json::object payload) {
+    return json::serialize(json::object{{"type", type}, {"payload", std::move(payload)}});
+}
+
+} // namespace
+
+std::string_view to_string(client_event_type type) noexcept {
+    return client_event_names[static_cast<std::size_t>(type)];
+}
+
+std::string_view to_string(error_code code) noexcept { return error_code_names[static_cast<std::size_t>(code)]; }
+
+std::variant<client_event, protocol_error> parse_client_event(std::string_view text) {
+    // Client messages are small (bounded by --max-message-size): parse them on the stack.
+    unsigned char stack[4096];
+    json::monotonic_resource resource(stack, sizeof stack);
+    json::parse_options options;
+    options.max_depth = 16;
+    json::error_code ec;
+    auto const value = json::parse(text, ec, &resource, options);
+    if (ec) return bad_message("message is not valid JSON");
+
+    auto const* object = value.if_object();
+    if (!object) return bad_message("message is not a JSON object");
+    auto const* type = object->if_contains("type");
+    if (!type || !type->is_string()) return bad_message("\"type\" must be a string");
+    auto const* payload = object->if_contains("payload");
+    if (!payload || !payload->is_object()) return bad_message("\"payload\" must be an object");
+    auto const* id = payload->get_object().if_contains("id");
+    if (!id || !id->is_string()) return bad_message("\"payload.id\" must be a string");
+
+    auto const name = std::string_view(type->get_string());
+    for (std::size_t i = 0; i < client_event_names.size(); ++i)
+        if (name == client_event_names[i])
+            return client_event{static_cast<client_event_type>(i), std::string(id->get_string())};
+
+    // Echo at most 64 bytes of the client's type, cut on a UTF-8 character boundary.
+    auto shown = name.substr(0, 64);
+    if (shown.size() < name.size())
+        while (!shown.empty() && (static_cast<unsigned char>(name[shown.size()]) & 0xC0) == 0x80)
+            shown.remove_suffix(1);
+    std::string message = "unknown event type \"";
+    message.append(shown).append("\"");
+    return protocol_error{error_code::unknown_type, std::move(message)};
+}
+
+std::optional<protocol_error> check_client_event(client_event const& event, std::string_view own_id,
+                                                 bool connected) {
+    if (event.id != own_id)
+        return protocol_error{error_code::id_mismatch, "payload.id is not this connection's id"};
+    if (!connected && (event.type == client_event_type::subscribe || event.type == client_event_type::unsubscribe))
+        return protocol_error{error_code::not_connected, "send \"connect\" before \"" +
+                                                             std::string(to_string(event.type)) + "\""};
+    return std::nullopt;
+}
+
+std::string make_initial(std::string_view id) { return make_event(event::initial, {{"id", id}}); }
+
+std::string make_subscribe_confirmation() { return make_event(event::subscribe_confirmation, {{"status", "ok"}}); }
+
+std::string make_wisdom_distribution(std::string_view message) {
+    return make_event(event::wisdom_distribution, {{"message", message}});
+}
+
+std::string make_error(protocol_error const& error) {
+    return make_event(event::error, {{"code", to_string(error.code)}, {"message", error.message}});
+}
+
+} // namespace wolf::protocol

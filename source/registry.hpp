@@ -1,0 +1,109 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wolf {
+
+using steady_clock = std::chrono::steady_clock;
+
+/** One serialized text frame, shared by every connection it is queued on. */
+using shared_frame = std::shared_ptr<std::string const>;
+
+/**
+ * What the registry, the broadcaster and the watchdog know of a connection. websocket_session
+ * implements it; tests implement it with fakes.
+ */
+class peer {
+public:
+    explicit peer(std::string id) noexcept
+        : id_(std::move(id)) {}
+    peer(peer const&) = delete;
+    peer& operator=(peer const&) = delete;
+    virtual ~peer() = default;
+
+    std::string const& id() const noexcept { return id_; }
+    steady_clock::time_point last_seen() const noexcept { return last_seen_; }
+    void touch(steady_clock::time_point now) noexcept { last_seen_ = now; }
+
+    /**
+     * Queues a broadcast frame without waiting. Returns false if the queue was full and the frame was
+     * dropped for this connection. Never changes the registry, so callers may iterate it.
+     */
+    virtual bool offer(shared_frame const& frame) = 0;
+
+    /** Begins the closing handshake. The connection leaves the open set at once. */
+    virtual void close(std::uint16_t code, std::string_view reason) = 0;
+
+    /** Drops the connection at once, without a closing handshake. */
+    virtual void abort() = 0;
+
+private:
+    friend class registry;
+    static constexpr std::size_t no_slot = std::numeric_limits<std::size_t>::max();
+
+    std::string id_;
+    steady_clock::time_point last_seen_{};
+    // Positions in the registry's vectors, for O(1) removal.
+    std::size_t live_slot_ = no_slot;
+    std::size_t open_slot_ = no_slot;
+    std::size_t subscriber_slot_ = no_slot;
+    bool ready_ = false;
+};
+
+/**
+ * Who is connected: the one source of truth for the broadcaster, the watchdog, /healthz and shutdown.
+ *
+ * A peer is *live* from the completed handshake until its session ends, and *open* from the handshake
+ * until its close begins. Only open peers can be in the ready pool or the subscribers. The registry
+ * holds non-owning pointers: a session removes itself before it is destroyed. Single-threaded: all
+ * calls come from the server's io_context.
+ */
+class registry {
+public:
+    /** The handshake completed: the peer is live and open. */
+    void add(peer& p);
+    /** The close began: the peer leaves the open set, the ready pool and the subscribers. */
+    void begin_close(peer& p);
+    /** The session ended: the peer leaves everything. */
+    void remove(peer& p);
+
+    /** `connect`: joins the ready pool. Returns true if it was not in it. */
+    bool mark_ready(peer& p);
+    /** `subscribe`: joins the subscribers. Returns true if it was not subscribed. */
+    bool subscribe(peer& p);
+    /** `unsubscribe`: leaves the subscribers. Returns true if it was subscribed. */
+    bool unsubscribe(peer& p);
+
+    bool is_live(peer const& p) const noexcept { return p.live_slot_ != peer::no_slot; }
+    bool is_open(peer const& p) const noexcept { return p.open_slot_ != peer::no_slot; }
+    bool is_ready(peer const& p) const noexcept { return p.ready_; }
+    bool is_subscribed(peer const& p) const noexcept { return p.subscriber_slot_ != peer::no_slot; }
+
+    std::size_t connections() const noexcept { return open_.size(); }
+    std::size_t subscribers() const noexcept { return subscribers_.size(); }
+    std::size_t ready() const noexcept { return ready_count_; }
+    std::size_t live() const noexcept { return live_.size(); }
+
+    /** Views stay valid until the next call that changes the registry. */
+    std::span<peer* const> open_peers() const noexcept { return open_; }
+    std::span<peer* const> subscriber_peers() const noexcept { return subscribers_; }
+    std::span<peer* const> live_peers() const noexcept { return live_; }
+
+private:
+    static void insert(std::vector<peer*>& set, peer& p, std::size_t peer::*slot);
+    static void erase(std::vector<peer*>& set, peer& p, std::size_t peer::*slot);
+
+    std::vector<peer*> live_;
+    std::vector<peer*> open_;
+    std::vector<peer*> subscribers_;
+    std::size_t ready_count_ = 0;
+};
+
+} // namespace wolf

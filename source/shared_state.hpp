@@ -1,0 +1,42 @@
+#pragma once
+
+#include "assets.hpp"
+#include "config.hpp"
+#include "metrics.hpp"
+#include "registry.hpp"
+
+#include <functional>
+#include <unordered_set>
+
+namespace wolf {
+
+/** An HTTP connection that shutdown must be able to close while it waits for a request. */
+class closable {
+public:
+    virtual void close() = 0;
+
+protected:
+    ~closable() = default;
+};
+
+/**
+ * What every connection shares: the configuration, the UI files, the registry and the counters.
+ * Owned by the server; sessions hold a reference, never a copy. Single-threaded.
+ */
+struct shared_state {
+    shared_state(config c, asset_store a)
+        : cfg(std::move(c))
+        , assets(std::move(a)) {}
+
+    config const cfg;
+    asset_store const assets;
+    registry connections;
+    metrics stats;
+
+    std::size_t pending_upgrades = 0; // WebSocket handshakes under way: they count against --max-connections
+    bool shutting_down = false;
+    std::unordered_set<closable*> http_connections;
+    std::function<void()> on_peer_removed; // the server's shutdown waits on it
+};
+
+} // namespace wolf

@@ -1,0 +1,32 @@
+#include "ticker.hpp"
+
+#include "async.hpp"
+
+namespace wolf {
+
+ticker::ticker(net::any_io_executor executor, broadcaster& target, quote_deck& deck, duration interval)
+    : timer_(std::move(executor))
+    , target_(target)
+    , deck_(deck)
+    , interval_(interval) {}
+
+net::awaitable<void> ticker::run() {
+    auto next = steady_clock::now() + interval_;
+    while (!stopped_) {
+        timer_.expires_at(next);
+        auto [ec] = co_await timer_.async_wait(use_nothrow);
+        if (ec || stopped_) co_return;
+        // A named object, not a braced temporary inside co_await: GCC 12 destroys those twice (PR 99576).
+        broadcast_message message{deck_.next(), broadcast_message::origin::tick};
+        if (!co_await target_.publish(std::move(message))) co_return;
+        next += interval_;
+        if (auto const now = steady_clock::now(); next <= now) next = now + interval_;
+    }
+}
+
+void ticker::stop() {
+    stopped_ = true;
+    timer_.cancel();
+}
+
+} // namespace wolf

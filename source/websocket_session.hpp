@@ -1,0 +1,20 @@
+#pragma once
+
+#include "net.hpp"
+#include "shared_state.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+namespace wolf {
+
+/**
+ * Runs one WebSocket connection from the upgrade request to the end: the handshake, `initial`, the read
+ * loop that applies client events, and the close. Returns when the connection is gone.
+ */
+net::awaitable<void> run_websocket_session(beast::tcp_stream stream, http::request<http::string_body> request,
+                                           shared_state& state);
+
+} // namespace wolf
