@@ -38,8 +38,8 @@ namespace {
 bool is_servable_name(std::string_view name) {
     if (name.empty() || name.front() == '.') return false;
     for (char c : name)
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-              c == '_'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '-' || c == '_'))
             return false;
     return true;
 }
@@ -65,7 +65,8 @@ std::variant<asset_store, std::string> asset_store::from_directory(std::filesyst
         // symlink_status: a link is never followed, even one pointing at a regular file.
         auto const status = it->symlink_status(ec);
         auto const name = it->path().filename().string();
-        if (!ec && fs::is_regular_file(status) && is_servable_name(name)) store.files_.emplace(name, it->path());
+        if (!ec && fs::is_regular_file(status) && is_servable_name(name) && name != default_quotes_name)
+            store.files_.emplace(name, it->path());
     }
     if (ec) return "--assets: cannot read '" + dir.string() + "': " + ec.message();
     return store;

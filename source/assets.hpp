@@ -35,8 +35,8 @@ public:
     /** The embedded UI (every embedded file but the quote deck). */
     static asset_store embedded();
 
-    /** Regular files directly inside `dir` (symlinks and dot-files skipped), read from disk on each request so
-     * UI edits show on reload. Returns a one-line error if `dir` is not a readable directory. */
+    /** Regular files directly inside `dir` (symlinks and dot-files skipped), read from disk on each request
+     * so UI edits show on reload. Returns a one-line error if `dir` is not a readable directory. */
     static std::variant<asset_store, std::string> from_directory(std::filesystem::path const& dir);
 
     /** The file's bytes, or nullopt if the name is not in the set (or the file vanished from disk). */

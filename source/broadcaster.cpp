@@ -8,10 +8,12 @@
 
 namespace wolf {
 
-broadcaster::broadcaster(net::any_io_executor executor, registry& connections, metrics& stats, std::size_t capacity)
+broadcaster::broadcaster(net::any_io_executor executor, registry& connections, metrics& stats,
+                         std::size_t capacity)
     : channel_(std::move(executor), capacity)
     , connections_(connections)
-    , stats_(stats) {}
+    , stats_(stats) {
+}
 
 net::awaitable<void> broadcaster::run() {
     for (;;) {
@@ -30,7 +32,9 @@ bool broadcaster::try_publish(broadcast_message message) {
     return channel_.try_send(boost::system::error_code{}, std::move(message));
 }
 
-void broadcaster::close() { channel_.close(); }
+void broadcaster::close() {
+    channel_.close();
+}
 
 std::size_t broadcaster::fan_out(broadcast_message const& message) {
     auto const started = steady_clock::now();

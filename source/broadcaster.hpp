@@ -7,7 +7,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/channel.hpp>
-
 #include <string>
 
 namespace wolf {
@@ -28,7 +27,8 @@ struct broadcast_message {
  */
 class broadcaster {
 public:
-    broadcaster(net::any_io_executor executor, registry& connections, metrics& stats, std::size_t capacity = 16);
+    broadcaster(net::any_io_executor executor, registry& connections, metrics& stats,
+                std::size_t capacity = 16);
 
     /** Receives and fans out until close() is called. */
     net::awaitable<void> run();

@@ -1,7 +1,6 @@
 #include "config.hpp"
 
 #include <boost/program_options.hpp>
-
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -13,7 +12,8 @@ namespace po = boost::program_options;
 std::optional<duration> parse_duration(std::string_view text) noexcept {
     // A number (digits with an optional fraction) followed by an optional unit; nothing else.
     std::size_t i = 0;
-    while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+    while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.'))
+        ++i;
     auto const number = text.substr(0, i);
     auto const unit = text.substr(i);
     if (number.empty() || number.front() == '.' || number.back() == '.' ||
@@ -25,11 +25,16 @@ std::optional<duration> parse_duration(std::string_view text) noexcept {
     if (ec != std::errc{} || end != number.data() + number.size()) return std::nullopt;
 
     double millis_per_unit = 0;
-    if (unit.empty() || unit == "s") millis_per_unit = 1000;
-    else if (unit == "ms") millis_per_unit = 1;
-    else if (unit == "m") millis_per_unit = 60'000;
-    else if (unit == "h") millis_per_unit = 3'600'000;
-    else return std::nullopt;
+    if (unit.empty() || unit == "s")
+        millis_per_unit = 1000;
+    else if (unit == "ms")
+        millis_per_unit = 1;
+    else if (unit == "m")
+        millis_per_unit = 60'000;
+    else if (unit == "h")
+        millis_per_unit = 3'600'000;
+    else
+        return std::nullopt;
 
     double const millis = std::round(value * millis_per_unit);
     // A week is far beyond any sensible interval and keeps every later time_point addition safe.
@@ -57,7 +62,8 @@ std::uint64_t parse_count(std::string const& option, std::string const& text, st
     std::uint64_t value = 0;
     auto const [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc{} || end != text.data() + text.size() || value < min || value > max)
-        throw bad_value(option, text, "a whole number from " + std::to_string(min) + " to " + std::to_string(max));
+        throw bad_value(option, text,
+                        "a whole number from " + std::to_string(min) + " to " + std::to_string(max));
     return value;
 }
 
@@ -70,28 +76,27 @@ po::options_description describe_options() {
     config const defaults;
     po::options_description options("Options");
     // Values are read as text and validated below, so every mistake gets one clear line.
-    options.add_options()
-        ("help,h", "print this help and exit")
-        ("version", "print the version and exit")
-        ("host", po::value<std::string>()->default_value(defaults.host), "address to listen on")
-        ("port", po::value<std::string>()->default_value(std::to_string(defaults.port)),
-         "TCP port for HTTP and WebSocket (0: any free port)")
-        ("interval", po::value<std::string>()->default_value(format_duration(defaults.interval)),
-         "time between broadcasts (250ms, 5s, 1m; bare number = seconds)")
-        ("ping-timeout", po::value<std::string>()->default_value(format_duration(defaults.ping_timeout)),
-         "close a connection silent for this long with 4000")
-        ("quotes", po::value<std::string>()->value_name("FILE"),
-         "quotes file, one per line (default: the built-in deck)")
-        ("assets", po::value<std::string>()->value_name("DIR"),
-         "serve the UI from this directory instead of the built-in copy")
-        ("max-connections", po::value<std::string>()->default_value(std::to_string(defaults.max_connections)),
-         "open WebSockets before upgrades get 503")
-        ("max-queue", po::value<std::string>()->default_value(std::to_string(defaults.max_queue)),
-         "frames queued per connection before broadcasts to it are dropped")
-        ("max-message-size", po::value<std::string>()->default_value(std::to_string(defaults.max_message_size)),
-         "largest client message in bytes; larger closes with 1009")
-        ("log-level", po::value<std::string>()->default_value(std::string(to_string(defaults.level))),
-         "debug, info, warn, error or off");
+    options.add_options()("help,h", "print this help and exit")("version", "print the version and exit")(
+        "host", po::value<std::string>()->default_value(defaults.host), "address to listen on")(
+        "port", po::value<std::string>()->default_value(std::to_string(defaults.port)),
+        "TCP port for HTTP and WebSocket (0: any free port)")(
+        "interval", po::value<std::string>()->default_value(format_duration(defaults.interval)),
+        "time between broadcasts (250ms, 5s, 1m; bare number = seconds)")(
+        "ping-timeout", po::value<std::string>()->default_value(format_duration(defaults.ping_timeout)),
+        "close a connection silent for this long with 4000")(
+        "quotes", po::value<std::string>()->value_name("FILE"),
+        "quotes file, one per line (default: the built-in deck)")(
+        "assets", po::value<std::string>()->value_name("DIR"),
+        "serve the UI from this directory instead of the built-in copy")(
+        "max-connections", po::value<std::string>()->default_value(std::to_string(defaults.max_connections)),
+        "open WebSockets before upgrades get 503")(
+        "max-queue", po::value<std::string>()->default_value(std::to_string(defaults.max_queue)),
+        "frames queued per connection before broadcasts to it are dropped")(
+        "max-message-size",
+        po::value<std::string>()->default_value(std::to_string(defaults.max_message_size)),
+        "largest client message in bytes; larger closes with 1009")(
+        "log-level", po::value<std::string>()->default_value(std::string(to_string(defaults.level))),
+        "debug, info, warn, error or off");
     return options;
 }
 
@@ -125,7 +130,8 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
         if (vm.count("assets")) cfg.assets_dir = text("assets");
         cfg.max_connections = parse_count("max-connections", text("max-connections"), 1, 10'000'000);
         cfg.max_queue = parse_count("max-queue", text("max-queue"), 1, 1'000'000);
-        cfg.max_message_size = parse_count("max-message-size", text("max-message-size"), 64, 16 * 1024 * 1024);
+        cfg.max_message_size =
+            parse_count("max-message-size", text("max-message-size"), 64, 16 * 1024 * 1024);
         auto const level = parse_log_level(text("log-level"));
         if (!level) throw bad_value("log-level", text("log-level"), "one of debug, info, warn, error, off");
         cfg.level = *level;

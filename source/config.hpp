@@ -40,8 +40,8 @@ std::string format_duration(duration d);
 /** The result of reading the command line: either a config to run with, or text to print and an exit code. */
 struct cli_result {
     std::optional<config> cfg;
-    int exit_code = 0;   // meaningful when cfg is empty: 0 for --help/--version, 2 for a bad command line
-    std::string output;  // --help/--version text (stdout) or a one-line error (stderr)
+    int exit_code = 0;  // meaningful when cfg is empty: 0 for --help/--version, 2 for a bad command line
+    std::string output; // --help/--version text (stdout) or a one-line error (stderr)
 };
 
 cli_result parse_command_line(int argc, char const* const argv[]);

@@ -18,7 +18,9 @@ constexpr std::size_t max_body_bytes = 16 * 1024;
 constexpr std::string_view server_name = "wolf-wisdom/" WOLF_VERSION;
 
 /** The path of a request target, without query or fragment. */
-std::string_view path_of(std::string_view target) noexcept { return target.substr(0, target.find_first_of("?#")); }
+std::string_view path_of(std::string_view target) noexcept {
+    return target.substr(0, target.find_first_of("?#"));
+}
 
 using response = http::response<http::string_body>;
 
@@ -70,7 +72,8 @@ private:
 
 } // namespace
 
-http::message_generator handle_request(http::request<http::string_body> const& request, shared_state const& state) {
+http::message_generator handle_request(http::request<http::string_body> const& request,
+                                       shared_state const& state) {
     auto const path = path_of(request.target());
     if (!is_known_path(path, state)) return make_status(request, http::status::not_found);
 
@@ -87,7 +90,8 @@ http::message_generator handle_request(http::request<http::string_body> const& r
         return res;
     }
     if (path == "/healthz") {
-        auto res = make_response(request, http::status::ok, "application/json", render_health(state.connections));
+        auto res =
+            make_response(request, http::status::ok, "application/json", render_health(state.connections));
         res.set(http::field::cache_control, "no-store");
         return res;
     }
@@ -106,8 +110,8 @@ http::message_generator handle_request(http::request<http::string_body> const& r
     return res;
 }
 
-std::optional<http::response<http::string_body>> refuse_upgrade(http::request<http::string_body> const& request,
-                                                                shared_state const& state) {
+std::optional<http::response<http::string_body>>
+refuse_upgrade(http::request<http::string_body> const& request, shared_state const& state) {
     auto const path = path_of(request.target());
     if (path != "/ws" && path != "/") return make_status(request, http::status::not_found);
     if (state.shutting_down) return make_status(request, http::status::service_unavailable);
@@ -133,8 +137,10 @@ net::awaitable<void> run_http_session(net::ip::tcp::socket socket, shared_state&
         if (read_ec) {
             // Malformed requests get an answer; a peer that left or timed out gets nothing.
             std::optional<http::status> status;
-            if (read_ec == http::error::header_limit) status = http::status::request_header_fields_too_large;
-            else if (read_ec == http::error::body_limit) status = http::status::payload_too_large;
+            if (read_ec == http::error::header_limit)
+                status = http::status::request_header_fields_too_large;
+            else if (read_ec == http::error::body_limit)
+                status = http::status::payload_too_large;
             else if (read_ec.category() == http::make_error_code(http::error::bad_target).category() &&
                      read_ec != http::error::end_of_stream && read_ec != http::error::partial_message)
                 status = http::status::bad_request;

@@ -22,9 +22,13 @@ std::optional<log_level> parse_log_level(std::string_view text) noexcept {
     return std::nullopt;
 }
 
-std::string_view to_string(log_level level) noexcept { return level_names.at(static_cast<std::size_t>(level)); }
+std::string_view to_string(log_level level) noexcept {
+    return level_names.at(static_cast<std::size_t>(level));
+}
 
-void set_log_level(log_level level) noexcept { current_level.store(level, std::memory_order_relaxed); }
+void set_log_level(log_level level) noexcept {
+    current_level.store(level, std::memory_order_relaxed);
+}
 
 bool log_enabled(log_level level) noexcept {
     return level != log_level::off && level >= current_level.load(std::memory_order_relaxed);
@@ -41,8 +45,9 @@ void write_log_line(log_level level, std::string_view message) {
     char stamp[32];
     auto const stamp_len = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
     char head[64];
-    auto const head_len = std::snprintf(head, sizeof head, "%.*s.%03dZ %-5s ", static_cast<int>(stamp_len),
-                                        stamp, static_cast<int>(millis), level_names.at(static_cast<std::size_t>(level)).data());
+    auto const head_len =
+        std::snprintf(head, sizeof head, "%.*s.%03dZ %-5s ", static_cast<int>(stamp_len), stamp,
+                      static_cast<int>(millis), level_names.at(static_cast<std::size_t>(level)).data());
 
     // One write per line so lines from concurrent writers (tests, a future thread pool) never interleave.
     std::string line;

@@ -27,12 +27,20 @@ void log(log_level level, Args const&... args) {
 }
 
 template <class... Args>
-void log_debug(Args const&... args) { log(log_level::debug, args...); }
+void log_debug(Args const&... args) {
+    log(log_level::debug, args...);
+}
 template <class... Args>
-void log_info(Args const&... args) { log(log_level::info, args...); }
+void log_info(Args const&... args) {
+    log(log_level::info, args...);
+}
 template <class... Args>
-void log_warn(Args const&... args) { log(log_level::warn, args...); }
+void log_warn(Args const&... args) {
+    log(log_level::warn, args...);
+}
 template <class... Args>
-void log_error(Args const&... args) { log(log_level::error, args...); }
+void log_error(Args const&... args) {
+    log(log_level::error, args...);
+}
 
 } // namespace wolf

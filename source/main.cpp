@@ -11,11 +11,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/system/system_error.hpp>
-
 #include <csignal>
 #include <functional>
-#include <stdexcept>
 #include <iostream>
+#include <stdexcept>
 
 namespace {
 
@@ -43,7 +42,8 @@ int main(int argc, char* argv[]) {
                       : load_quotes_file(cfg.quotes_file);
     if (auto const* error = std::get_if<std::string>(&quotes)) return fail(2, "--quotes: " + *error);
 
-    auto assets = cfg.assets_dir.empty() ? asset_store::embedded() : asset_store::from_directory(cfg.assets_dir);
+    auto assets =
+        cfg.assets_dir.empty() ? asset_store::embedded() : asset_store::from_directory(cfg.assets_dir);
     if (auto const* error = std::get_if<std::string>(&assets)) return fail(2, *error);
 
     net::io_context ioc{1};
@@ -51,6 +51,8 @@ int main(int argc, char* argv[]) {
     auto const port = cfg.port;
     server srv(ioc.get_executor(), std::move(cfg), std::get<asset_store>(std::move(assets)),
                quote_deck(std::get<std::vector<std::string>>(std::move(quotes))));
+    // Installed before the server announces itself, so a signal sent as soon as it listens is handled.
+    net::signal_set signals(ioc, SIGINT, SIGTERM);
     try {
         srv.start();
     } catch (std::invalid_argument const& e) {
@@ -60,9 +62,9 @@ int main(int argc, char* argv[]) {
     }
 
     // The first SIGINT/SIGTERM shuts down gracefully; a second one stops at once.
-    net::signal_set signals(ioc, SIGINT, SIGTERM);
     bool stopping = false;
-    std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int signal) {
+    std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                        int signal) {
         if (ec) return;
         if (stopping) {
             log_warn("signal ", signal, " again: stopping now");

@@ -3,7 +3,6 @@
 #include "registry.hpp"
 
 #include <boost/json.hpp>
-
 #include <sstream>
 
 namespace wolf {
@@ -39,8 +38,9 @@ std::string render_prometheus(metrics const& m, registry const& r) {
             << m.evictions[i] << '\n';
     family("wolf_protocol_errors_total", "counter", "error events sent, by code.");
     for (std::size_t i = 0; i < protocol::error_code_count; ++i)
-        out << "wolf_protocol_errors_total{code=\"" << protocol::to_string(static_cast<protocol::error_code>(i))
-            << "\"} " << m.protocol_errors[i] << '\n';
+        out << "wolf_protocol_errors_total{code=\""
+            << protocol::to_string(static_cast<protocol::error_code>(i)) << "\"} " << m.protocol_errors[i]
+            << '\n';
     return std::move(out).str();
 }
 

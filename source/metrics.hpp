@@ -12,7 +12,15 @@ namespace wolf {
 class registry;
 
 /** Why the server closed a connection on its own initiative (wolf_evictions_total{reason}). */
-enum class eviction_reason { ping_timeout, rate_limit, too_big, binary, bad_utf8, slow_consumer, error_limit };
+enum class eviction_reason {
+    ping_timeout,
+    rate_limit,
+    too_big,
+    binary,
+    bad_utf8,
+    slow_consumer,
+    error_limit
+};
 inline constexpr std::size_t eviction_reason_count = 7;
 std::string_view to_string(eviction_reason reason) noexcept;
 

@@ -1,20 +1,21 @@
 #include "protocol.hpp"
 
-#include <boost/json.hpp>
-
 #include <array>
+#include <boost/json.hpp>
 
 namespace wolf::protocol {
 namespace json = boost::json;
 
 namespace {
 
-constexpr std::array<std::string_view, 5> client_event_names{event::connect, event::subscribe, event::unsubscribe,
-                                                            event::ping, event::disconnect};
+constexpr std::array<std::string_view, 5> client_event_names{
+    event::connect, event::subscribe, event::unsubscribe, event::ping, event::disconnect};
 constexpr std::array<std::string_view, error_code_count> error_code_names{"bad_message", "unknown_type",
-                                                                         "id_mismatch", "not_connected"};
+                                                                          "id_mismatch", "not_connected"};
 
-protocol_error bad_message(std::string message) { return {error_code::bad_message, std::move(message)}; }
+protocol_error bad_message(std::string message) {
+    return {error_code::bad_message, std::move(message)};
+}
 
 std::string make_event(std::string_view type, json::object payload) {
     return json::serialize(json::object{{"type", type}, {"payload", std::move(payload)}});
@@ -26,7 +27,9 @@ std::string_view to_string(client_event_type type) noexcept {
     return client_event_names[static_cast<std::size_t>(type)];
 }
 
-std::string_view to_string(error_code code) noexcept { return error_code_names[static_cast<std::size_t>(code)]; }
+std::string_view to_string(error_code code) noexcept {
+    return error_code_names[static_cast<std::size_t>(code)];
+}
 
 std::variant<client_event, protocol_error> parse_client_event(std::string_view text) {
     // Client messages are small (bounded by --max-message-size): parse them on the stack.
@@ -66,15 +69,20 @@ std::optional<protocol_error> check_client_event(client_event const& event, std:
                                                  bool connected) {
     if (event.id != own_id)
         return protocol_error{error_code::id_mismatch, "payload.id is not this connection's id"};
-    if (!connected && (event.type == client_event_type::subscribe || event.type == client_event_type::unsubscribe))
-        return protocol_error{error_code::not_connected, "send \"connect\" before \"" +
-                                                             std::string(to_string(event.type)) + "\""};
+    if (!connected &&
+        (event.type == client_event_type::subscribe || event.type == client_event_type::unsubscribe))
+        return protocol_error{error_code::not_connected,
+                              "send \"connect\" before \"" + std::string(to_string(event.type)) + "\""};
     return std::nullopt;
 }
 
-std::string make_initial(std::string_view id) { return make_event(event::initial, {{"id", id}}); }
+std::string make_initial(std::string_view id) {
+    return make_event(event::initial, {{"id", id}});
+}
 
-std::string make_subscribe_confirmation() { return make_event(event::subscribe_confirmation, {{"status", "ok"}}); }
+std::string make_subscribe_confirmation() {
+    return make_event(event::subscribe_confirmation, {{"status", "ok"}});
+}
 
 std::string make_wisdom_distribution(std::string_view message) {
     return make_event(event::wisdom_distribution, {{"message", message}});

@@ -38,10 +38,14 @@ bool is_valid_utf8(std::string_view text) noexcept {
         if (lead < 0x80) continue;
         std::size_t extra = 0;
         unsigned code = 0;
-        if (lead >= 0xC2 && lead <= 0xDF) extra = 1, code = lead & 0x1F;
-        else if (lead >= 0xE0 && lead <= 0xEF) extra = 2, code = lead & 0x0F;
-        else if (lead >= 0xF0 && lead <= 0xF4) extra = 3, code = lead & 0x07;
-        else return false;
+        if (lead >= 0xC2 && lead <= 0xDF)
+            extra = 1, code = lead & 0x1F;
+        else if (lead >= 0xE0 && lead <= 0xEF)
+            extra = 2, code = lead & 0x0F;
+        else if (lead >= 0xF0 && lead <= 0xF4)
+            extra = 3, code = lead & 0x07;
+        else
+            return false;
         if (static_cast<std::size_t>(end - p) < extra) return false;
         for (std::size_t i = 0; i < extra; ++i) {
             if ((p[i] & 0xC0) != 0x80) return false;
@@ -54,7 +58,8 @@ bool is_valid_utf8(std::string_view text) noexcept {
     return true;
 }
 
-std::variant<std::vector<std::string>, std::string> parse_quotes(std::string_view text, std::string_view source) {
+std::variant<std::vector<std::string>, std::string> parse_quotes(std::string_view text,
+                                                                 std::string_view source) {
     constexpr std::string_view bom = "\xEF\xBB\xBF";
     if (text.starts_with(bom)) text.remove_prefix(bom.size());
 

@@ -37,7 +37,8 @@ private:
  * is ignored. Returns the quotes, or a one-line error (invalid UTF-8, no quotes at all) that names
  * `source` and, where it applies, the line.
  */
-std::variant<std::vector<std::string>, std::string> parse_quotes(std::string_view text, std::string_view source);
+std::variant<std::vector<std::string>, std::string> parse_quotes(std::string_view text,
+                                                                 std::string_view source);
 
 /** parse_quotes over a file's contents; a file that cannot be read is an error too. */
 std::variant<std::vector<std::string>, std::string> load_quotes_file(std::string const& path);

@@ -44,6 +44,10 @@ public:
     /** Drops the connection at once, without a closing handshake. */
     virtual void abort() = 0;
 
+    /** True when the transport began a close on its own (after a protocol violation) that the registry has
+     * not seen yet; the watchdog then takes the connection out of the open set. */
+    virtual bool transport_closing() const noexcept { return false; }
+
 private:
     friend class registry;
     static constexpr std::size_t no_slot = std::numeric_limits<std::size_t>::max();

@@ -12,7 +12,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -42,7 +41,8 @@ struct server::impl {
 };
 
 server::server(net::any_io_executor executor, config cfg, asset_store assets, quote_deck deck)
-    : impl_(std::make_unique<impl>(std::move(executor), std::move(cfg), std::move(assets), std::move(deck))) {}
+    : impl_(std::make_unique<impl>(std::move(executor), std::move(cfg), std::move(assets), std::move(deck))) {
+}
 
 server::~server() = default;
 
@@ -78,7 +78,9 @@ void server::start() {
              " max_queue=", cfg.max_queue, " max_message_size=", cfg.max_message_size);
 }
 
-std::uint16_t server::port() const { return impl_->acceptor.local_endpoint().port(); }
+std::uint16_t server::port() const {
+    return impl_->acceptor.local_endpoint().port();
+}
 
 std::string server::address() const {
     std::ostringstream out;
@@ -99,24 +101,37 @@ net::awaitable<void> server::shutdown() {
     self.dog.stop();
 
     // Copies: closing changes the sets being walked.
-    std::vector<peer*> const open(state.connections.open_peers().begin(), state.connections.open_peers().end());
-    log_info("shutting down: closing ", open.size(), " connection(s) with ", protocol::close_code::going_away);
-    for (peer* p : open) p->close(protocol::close_code::going_away, protocol::close_reason::going_away);
+    std::vector<peer*> const open(state.connections.open_peers().begin(),
+                                  state.connections.open_peers().end());
+    log_info("shutting down: closing ", open.size(), " connection(s) with ",
+             protocol::close_code::going_away);
+    for (peer* p : open)
+        p->close(protocol::close_code::going_away, protocol::close_reason::going_away);
     std::vector<closable*> const idle(state.http_connections.begin(), state.http_connections.end());
-    for (closable* c : idle) c->close();
+    for (closable* c : idle)
+        c->close();
 
     if (state.connections.live() > 0) {
         self.drained.expires_after(state.cfg.shutdown_grace);
         co_await self.drained.async_wait(use_nothrow);
     }
-    std::vector<peer*> const left(state.connections.live_peers().begin(), state.connections.live_peers().end());
-    if (!left.empty()) log_warn("shutdown: dropping ", left.size(), " connection(s) that did not finish closing");
-    for (peer* p : left) p->abort();
+    std::vector<peer*> const left(state.connections.live_peers().begin(),
+                                  state.connections.live_peers().end());
+    if (!left.empty())
+        log_warn("shutdown: dropping ", left.size(), " connection(s) that did not finish closing");
+    for (peer* p : left)
+        p->abort();
     log_info("shutdown complete");
 }
 
-registry const& server::connections() const noexcept { return impl_->state.connections; }
-metrics const& server::stats() const noexcept { return impl_->state.stats; }
-broadcaster& server::broadcast() noexcept { return impl_->broadcast; }
+registry const& server::connections() const noexcept {
+    return impl_->state.connections;
+}
+metrics const& server::stats() const noexcept {
+    return impl_->state.stats;
+}
+broadcaster& server::broadcast() noexcept {
+    return impl_->broadcast;
+}
 
 } // namespace wolf

@@ -8,7 +8,8 @@ ticker::ticker(net::any_io_executor executor, broadcaster& target, quote_deck& d
     : timer_(std::move(executor))
     , target_(target)
     , deck_(deck)
-    , interval_(interval) {}
+    , interval_(interval) {
+}
 
 net::awaitable<void> ticker::run() {
     auto next = steady_clock::now() + interval_;

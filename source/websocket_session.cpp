@@ -4,13 +4,12 @@
 #include "logger.hpp"
 #include "protocol.hpp"
 
+#include <array>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
-
-#include <array>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -26,7 +25,9 @@ std::string make_connection_id() {
     return boost::uuids::to_string(generator());
 }
 
-shared_frame make_frame(std::string text) { return std::make_shared<std::string const>(std::move(text)); }
+shared_frame make_frame(std::string text) {
+    return std::make_shared<std::string const>(std::move(text));
+}
 
 shared_frame const& subscribe_confirmation_frame() {
     static shared_frame const frame = make_frame(protocol::make_subscribe_confirmation());
@@ -35,7 +36,8 @@ shared_frame const& subscribe_confirmation_frame() {
 
 std::uint32_t millis_since_epoch(steady_clock::time_point t) noexcept {
     // Truncated to 32 bits: only differences of less than 49 days are ever taken.
-    return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+    return static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
 }
 
 /**
@@ -65,6 +67,8 @@ public:
     void close(std::uint16_t code, std::string_view reason) override;
 
     void abort() override { beast::get_lowest_layer(ws_).close(); }
+
+    bool transport_closing() const noexcept override { return !closing_ && !ended_ && !ws_.is_open(); }
 
 private:
     void enqueue(shared_frame frame) {
@@ -100,7 +104,8 @@ net::awaitable<void> websocket_session::run(http::request<http::string_body> req
     auto const& cfg = state_.cfg;
     // The handshake timeout covers the opening and the closing handshake; liveness after the opening is
     // the watchdog's job (client events), not WebSocket pings, which browsers cannot send.
-    ws_.set_option(websocket::stream_base::timeout{cfg.handshake_timeout, websocket::stream_base::none(), false});
+    ws_.set_option(
+        websocket::stream_base::timeout{cfg.handshake_timeout, websocket::stream_base::none(), false});
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(http::field::server, "wolf-wisdom/" WOLF_VERSION); }));
     ws_.read_message_max(cfg.max_message_size);
@@ -141,7 +146,8 @@ net::awaitable<void> websocket_session::run(http::request<http::string_body> req
                 evict(eviction_reason::rate_limit, protocol::close_code::policy_violation,
                       protocol::close_reason::rate_limit);
             else if (!ws_.got_text())
-                evict(eviction_reason::binary, protocol::close_code::unsupported_data, protocol::close_reason::binary);
+                evict(eviction_reason::binary, protocol::close_code::unsupported_data,
+                      protocol::close_reason::binary);
             else
                 handle_message({static_cast<char const*>(buffer.data().data()), size}, now);
         }
@@ -172,7 +178,8 @@ void websocket_session::handle_message(std::string_view text, steady_clock::time
         if (connections.mark_ready(*this)) log_info("connect ", id(), " ready=", connections.ready());
         break;
     case protocol::client_event_type::subscribe:
-        if (connections.subscribe(*this)) log_info("subscribe ", id(), " subscribers=", connections.subscribers());
+        if (connections.subscribe(*this))
+            log_info("subscribe ", id(), " subscribers=", connections.subscribers());
         reply(subscribe_confirmation_frame());
         break;
     case protocol::client_event_type::unsubscribe:
@@ -228,9 +235,11 @@ void websocket_session::close(std::uint16_t code, std::string_view reason) {
     state_.connections.begin_close(*this);
     // Frames not yet on the wire would only delay the close frame.
     drop_unsent();
-    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason), [self = shared_from_this()](beast::error_code ec) {
-        if (ec) self->abort();
-    });
+    // Beast may already be closing on its own (it answers bad UTF-8 with 1007, oversize with 1009, protocol
+    // violations with 1002); then only the deadline below is needed.
+    if (ws_.is_open())
+        ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
+                        [self = shared_from_this()](beast::error_code) {});
     // A peer that never answers the close (or never reads) is dropped after the handshake timeout.
     close_deadline_.emplace(ws_.get_executor());
     close_deadline_->expires_after(state_.cfg.handshake_timeout);
@@ -271,8 +280,9 @@ void websocket_session::log_end(beast::error_code ec) {
     }
     auto const& reason = ws_.reason();
     if (ec == websocket::error::closed)
-        log_info("closed ", id(), " code=", reason.code, reason.reason.empty() ? "" : " reason=",
-                 reason.reason.c_str(), " connections=", state_.connections.connections());
+        log_info("closed ", id(), " code=", reason.code,
+                 reason.reason.empty() ? "" : " reason=", reason.reason.c_str(),
+                 " connections=", state_.connections.connections());
     else
         log_info("closed ", id(), " (", ec.message(), ") connections=", state_.connections.connections());
 }

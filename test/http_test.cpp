@@ -1,0 +1,239 @@
+#define BOOST_TEST_MODULE http
+#include "async.hpp"
+#include "protocol.hpp"
+#include "support/clients.hpp"
+#include "support/test_server.hpp"
+
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+
+using namespace wolf;
+using namespace wolf::test;
+
+namespace {
+
+/** A request with the given method and target; returns the response. */
+net::awaitable<http::response<http::string_body>> request(server& srv, http::verb method,
+                                                          std::string target) {
+    co_return co_await http_request(srv.port(), method, std::move(target));
+}
+
+std::string header(http::response<http::string_body> const& res, http::field field) {
+    return std::string(res[field]);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(static_files)
+
+BOOST_AUTO_TEST_CASE(the_ui_is_served_at_the_root_and_index_html) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        for (auto target : {"/", "/index.html", "/?utm=1"}) {
+            auto const res = co_await request(srv, http::verb::get, target);
+            BOOST_TEST(res.result_int() == 200u, target);
+            BOOST_TEST(header(res, http::field::content_type) == "text/html; charset=utf-8");
+            BOOST_TEST(res.body().find("<html") != std::string::npos);
+            BOOST_TEST(res.body().find("/app.js") != std::string::npos);
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(the_uis_other_files_have_their_content_types) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        std::pair<char const*, char const*> const files[] = {{"/app.js", "text/javascript; charset=utf-8"},
+                                                             {"/style.css", "text/css; charset=utf-8"},
+                                                             {"/favicon.svg", "image/svg+xml"}};
+        for (auto const& [target, type] : files) {
+            auto const res = co_await request(srv, http::verb::get, target);
+            BOOST_TEST(res.result_int() == 200u, target);
+            BOOST_TEST(header(res, http::field::content_type) == type);
+            BOOST_TEST(!res.body().empty());
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(head_has_the_same_headers_and_no_body) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        for (auto target : {"/", "/app.js", "/healthz", "/metrics"}) {
+            auto const get = co_await request(srv, http::verb::get, target);
+            auto const head = co_await request(srv, http::verb::head, target);
+            BOOST_TEST(head.result_int() == 200u, target);
+            BOOST_TEST(head.body().empty());
+            BOOST_TEST(header(head, http::field::content_type) == header(get, http::field::content_type));
+            if (std::string_view(target) == "/" || std::string_view(target) == "/app.js")
+                BOOST_TEST(header(head, http::field::content_length) == std::to_string(get.body().size()));
+        }
+        // A raw HEAD: the server must not send body bytes after the headers.
+        auto const raw =
+            co_await raw_exchange(srv.port(), "HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        BOOST_TEST(raw.substr(raw.find("\r\n\r\n") + 4).empty());
+    });
+}
+
+BOOST_AUTO_TEST_CASE(assets_can_be_served_from_a_directory_without_following_symlinks) {
+    namespace fs = std::filesystem;
+    auto const dir = fs::temp_directory_path() / "wolf-assets-test";
+    fs::remove_all(dir);
+    fs::create_directories(dir / "sub");
+    std::ofstream(dir / "index.html") << "<html>from disk</html>";
+    std::ofstream(dir / "sub" / "hidden.js") << "nested";
+    std::ofstream(dir / ".secret") << "dot file";
+    fs::create_symlink("/etc/passwd", dir / "passwd.txt");
+
+    auto cfg = fast_config();
+    auto store = asset_store::from_directory(dir);
+    BOOST_REQUIRE(std::holds_alternative<asset_store>(store));
+    BOOST_TEST(std::get<asset_store>(store).contains("index.html"));
+    BOOST_TEST(!std::get<asset_store>(store).contains("passwd.txt"));
+    BOOST_TEST(!std::get<asset_store>(store).contains(".secret"));
+    BOOST_TEST(!std::get<asset_store>(store).contains("sub"));
+    auto const body = std::get<asset_store>(store).read("index.html");
+    BOOST_REQUIRE(body.has_value());
+    BOOST_TEST(*body == "<html>from disk</html>");
+    BOOST_TEST(std::holds_alternative<std::string>(asset_store::from_directory(dir / "missing")));
+    fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(routes)
+
+BOOST_AUTO_TEST_CASE(healthz_reports_open_connections_and_subscribers) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto a = co_await ws_client::open(srv.port());
+        auto b = co_await ws_client::open(srv.port());
+        co_await a.connect_and_subscribe();
+        auto const res = co_await request(srv, http::verb::get, "/healthz");
+        BOOST_TEST(res.result_int() == 200u);
+        BOOST_TEST(header(res, http::field::content_type) == "application/json");
+        auto const body = boost::json::parse(res.body()).as_object();
+        BOOST_TEST(body.at("status").as_string() == "ok");
+        BOOST_TEST(body.at("connections").to_number<int>() == 2);
+        BOOST_TEST(body.at("subscribers").to_number<int>() == 1);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(metrics_are_prometheus_text) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto const res = co_await request(srv, http::verb::get, "/metrics");
+        BOOST_TEST(res.result_int() == 200u);
+        BOOST_TEST(header(res, http::field::content_type).starts_with("text/plain; version=0.0.4"));
+        for (auto name : {"wolf_connections ", "wolf_subscribers ", "wolf_connections_total ",
+                          "wolf_broadcast_ticks_total ", "wolf_wisdom_sent_total ",
+                          "wolf_wisdom_dropped_total ", "wolf_evictions_total{reason=\"slow_consumer\"} ",
+                          "wolf_protocol_errors_total{code=\"bad_message\"} "})
+            BOOST_TEST(res.body().find(name) != std::string::npos, name);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(ws_without_an_upgrade_is_426) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto const res = co_await request(srv, http::verb::get, "/ws");
+        BOOST_TEST(res.result_int() == 426u);
+        BOOST_TEST(header(res, http::field::upgrade) == "websocket");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(an_upgrade_on_another_path_is_404) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        BOOST_TEST(co_await ws_client::try_handshake(srv.port(), "/chat") == 404u);
+        BOOST_TEST(co_await ws_client::try_handshake(srv.port(), "/index.html") == 404u);
+        BOOST_TEST(co_await ws_client::try_handshake(srv.port(), "/ws?room=1") == 101u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(unknown_paths_are_404_for_any_method) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        for (auto method : {http::verb::get, http::verb::head, http::verb::post, http::verb::delete_})
+            BOOST_TEST((co_await request(srv, method, "/nope")).result_int() == 404u);
+        BOOST_TEST((co_await request(srv, http::verb::get, "/quotes.txt")).result_int() == 404u,
+                   "the quote deck is not a UI file");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(known_paths_with_another_method_are_405_with_allow) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        for (auto target : {"/", "/index.html", "/app.js", "/healthz", "/metrics", "/ws"}) {
+            for (auto method :
+                 {http::verb::post, http::verb::put, http::verb::delete_, http::verb::options}) {
+                auto const res = co_await request(srv, method, target);
+                BOOST_TEST(res.result_int() == 405u, target << ' ' << http::to_string(method));
+                BOOST_TEST(header(res, http::field::allow) == "GET, HEAD");
+            }
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(no_path_reaches_a_file_outside_the_ui) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        for (auto target : {"/../../../../etc/passwd", "/..%2f..%2fetc%2fpasswd", "/%2e%2e/%2e%2e/etc/passwd",
+                            "//etc/passwd", "/./index.html", "/assets/index.html", "/index.html/..",
+                            "/..\\..\\etc\\passwd", "/app.js%00.html", "/CMakeLists.txt", "/source/main.cpp",
+                            "/.git/config", "/proc/self/environ"}) {
+            auto const res =
+                co_await raw_exchange(srv.port(), std::string("GET ") + target +
+                                                      " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            BOOST_TEST((res.starts_with("HTTP/1.1 404") || res.starts_with("HTTP/1.1 400")),
+                       target << ": " << res.substr(0, 20));
+            BOOST_TEST(res.find("root:") == std::string::npos);
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(keep_alive_serves_several_requests_on_one_connection) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto const raw = co_await raw_exchange(
+            srv.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        BOOST_TEST(raw.find("HTTP/1.1 200") == 0u);
+        BOOST_TEST(raw.find("HTTP/1.1 404") != std::string::npos);
+        BOOST_TEST(raw.rfind("HTTP/1.1 200") > raw.find("HTTP/1.1 404"));
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(malformed_requests)
+
+BOOST_AUTO_TEST_CASE(garbage_gets_400_and_oversized_headers_431) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        BOOST_TEST((co_await raw_exchange(srv.port(), "HELLO\r\n\r\n")).starts_with("HTTP/1.1 400"));
+        BOOST_TEST((co_await raw_exchange(srv.port(), "GET / HTTP/1.1\r\nNo colon here\r\n\r\n"))
+                       .starts_with("HTTP/1.1 400"));
+        std::string big = "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n";
+        BOOST_TEST((co_await raw_exchange(srv.port(), big)).starts_with("HTTP/1.1 431"));
+        std::string body =
+            "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n" + std::string(20000, 'b');
+        BOOST_TEST((co_await raw_exchange(srv.port(), body)).starts_with("HTTP/1.1 413"));
+    });
+}
+
+BOOST_AUTO_TEST_CASE(bad_upgrade_headers_are_refused_without_an_upgrade) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        // No Sec-WebSocket-Key: Beast answers 400 and no session is created.
+        auto const res = co_await raw_exchange(
+            srv.port(), "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n");
+        BOOST_TEST(res.starts_with("HTTP/1.1 400"), res.substr(0, 30));
+        BOOST_TEST(srv.connections().connections() == 0u);
+        BOOST_TEST(srv.stats().connections_total == 0u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_slow_request_is_closed_after_the_handshake_timeout) {
+    auto cfg = fast_config();
+    cfg.handshake_timeout = 300ms;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        // An unfinished request: the server closes the connection without a response.
+        auto const started = std::chrono::steady_clock::now();
+        auto const res = co_await raw_exchange(srv.port(), "GET / HTTP/1.1\r\nHost: x\r\n");
+        BOOST_TEST(res.empty());
+        BOOST_TEST((std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(250)));
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,185 @@
+#define BOOST_TEST_MODULE protocol
+#include "protocol.hpp"
+
+#include <boost/json.hpp>
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
+#include <string>
+
+using namespace wolf::protocol;
+namespace json = boost::json;
+namespace data = boost::unit_test::data;
+
+namespace {
+
+constexpr std::string_view own_id = "6f1c2b9e-3a4d-4e5f-8a7b-1c2d3e4f5a6b";
+
+std::string event_text(std::string_view type, std::string_view id = own_id) {
+    return json::serialize(json::object{{"type", type}, {"payload", {{"id", id}}}});
+}
+
+/** The error code parse_client_event answers with, or nullopt if it parsed. */
+std::optional<error_code> parse_error_of(std::string_view text) {
+    auto const result = parse_client_event(text);
+    if (auto const* error = std::get_if<protocol_error>(&result)) return error->code;
+    return std::nullopt;
+}
+
+json::object parse_object(std::string const& text) {
+    return json::parse(text).as_object();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(parsing)
+
+BOOST_AUTO_TEST_CASE(every_client_event_type_parses_with_its_id) {
+    for (auto type :
+         {client_event_type::connect, client_event_type::subscribe, client_event_type::unsubscribe,
+          client_event_type::ping, client_event_type::disconnect}) {
+        auto const result = parse_client_event(event_text(to_string(type)));
+        auto const* event = std::get_if<client_event>(&result);
+        BOOST_REQUIRE(event);
+        BOOST_TEST(static_cast<int>(event->type) == static_cast<int>(type));
+        BOOST_TEST(event->id == own_id);
+    }
+}
+
+// Each of these breaks the envelope: not JSON, not an object, type not a string, payload not an object,
+// payload.id missing or not a string.
+static char const* const malformed[] = {
+    "",
+    "not json",
+    "{\"type\":\"ping\",\"payload\":{\"id\":\"x\"}",
+    "[]",
+    "\"ping\"",
+    "42",
+    "null",
+    "{}",
+    "{\"payload\":{\"id\":\"x\"}}",
+    "{\"type\":1,\"payload\":{\"id\":\"x\"}}",
+    "{\"type\":null,\"payload\":{\"id\":\"x\"}}",
+    "{\"type\":[\"ping\"],\"payload\":{\"id\":\"x\"}}",
+    "{\"type\":\"ping\"}",
+    "{\"type\":\"ping\",\"payload\":null}",
+    "{\"type\":\"ping\",\"payload\":\"x\"}",
+    "{\"type\":\"ping\",\"payload\":[\"x\"]}",
+    "{\"type\":\"ping\",\"payload\":{}}",
+    "{\"type\":\"ping\",\"payload\":{\"id\":null}}",
+    "{\"type\":\"ping\",\"payload\":{\"id\":7}}",
+    "{\"type\":\"ping\",\"payload\":{\"id\":{\"v\":\"x\"}}}",
+    "{\"type\":\"nope\",\"payload\":{}}", // bad_message wins over unknown_type
+    "{\"type\":\"ping\",\"payload\":{\"id\":\"x\"}} trailing",
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+};
+
+BOOST_DATA_TEST_CASE(malformed_envelopes_are_bad_message, data::make(malformed), text) {
+    auto const code = parse_error_of(text);
+    BOOST_REQUIRE(code.has_value());
+    BOOST_TEST(to_string(*code) == "bad_message");
+}
+
+BOOST_AUTO_TEST_CASE(unknown_and_wrongly_cased_types_are_unknown_type) {
+    for (auto type :
+         {"SUBSCRIBE", "Subscribe", "subscribe ", "", "initial", "wisdom_distribution", "barrier"}) {
+        auto const code = parse_error_of(event_text(type));
+        BOOST_REQUIRE(code.has_value());
+        BOOST_TEST(to_string(*code) == "unknown_type", "type '" << type << "'");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(extra_fields_are_ignored) {
+    auto const result = parse_client_event(
+        R"({"type":"subscribe","extra":[1,2],"payload":{"id":"abc","more":{"x":true}},"z":null})");
+    auto const* event = std::get_if<client_event>(&result);
+    BOOST_REQUIRE(event);
+    BOOST_TEST(event->id == "abc");
+}
+
+BOOST_AUTO_TEST_CASE(unknown_type_echo_is_cut_on_a_character_boundary) {
+    std::string type(63, 'a');
+    type += "\xD0\x96tail"; // a two-byte character straddling the 64-byte cut
+    auto const result = parse_client_event(event_text(type));
+    auto const* error = std::get_if<protocol_error>(&result);
+    BOOST_REQUIRE(error);
+    BOOST_TEST(error->message.find("\xD0") == std::string::npos);
+    BOOST_TEST(error->message.find(std::string(63, 'a')) != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(checking)
+
+BOOST_AUTO_TEST_CASE(another_connections_id_is_id_mismatch) {
+    client_event const event{client_event_type::ping, "someone-else"};
+    auto const error = check_client_event(event, own_id, true);
+    BOOST_REQUIRE(error.has_value());
+    BOOST_TEST(to_string(error->code) == "id_mismatch");
+}
+
+BOOST_AUTO_TEST_CASE(subscribe_or_unsubscribe_before_connect_is_not_connected) {
+    for (auto type : {client_event_type::subscribe, client_event_type::unsubscribe}) {
+        auto const error = check_client_event({type, std::string(own_id)}, own_id, false);
+        BOOST_REQUIRE(error.has_value());
+        BOOST_TEST(to_string(error->code) == "not_connected");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(connect_ping_and_disconnect_need_no_connect) {
+    for (auto type : {client_event_type::connect, client_event_type::ping, client_event_type::disconnect})
+        BOOST_TEST(!check_client_event({type, std::string(own_id)}, own_id, false).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(id_mismatch_is_checked_before_not_connected) {
+    auto const error = check_client_event({client_event_type::subscribe, "someone-else"}, own_id, false);
+    BOOST_REQUIRE(error.has_value());
+    BOOST_TEST(to_string(error->code) == "id_mismatch");
+}
+
+BOOST_AUTO_TEST_CASE(a_connected_clients_own_events_pass) {
+    for (auto type : {client_event_type::connect, client_event_type::subscribe,
+                      client_event_type::unsubscribe, client_event_type::ping, client_event_type::disconnect})
+        BOOST_TEST(!check_client_event({type, std::string(own_id)}, own_id, true).has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(frames)
+
+BOOST_AUTO_TEST_CASE(server_events_have_the_contract_shape) {
+    auto const initial = parse_object(make_initial(own_id));
+    BOOST_TEST(initial.at("type").as_string() == event::initial);
+    BOOST_TEST(initial.at("payload").at("id").as_string() == own_id);
+
+    auto const confirmation = parse_object(make_subscribe_confirmation());
+    BOOST_TEST(confirmation.at("type").as_string() == event::subscribe_confirmation);
+    BOOST_TEST(confirmation.at("payload").at("status").as_string() == "ok");
+
+    auto const wisdom = parse_object(make_wisdom_distribution("Волк \"в\" цирке\n"));
+    BOOST_TEST(wisdom.at("type").as_string() == event::wisdom_distribution);
+    BOOST_TEST(wisdom.at("payload").at("message").as_string() == "Волк \"в\" цирке\n");
+
+    auto const error = parse_object(make_error({error_code::not_connected, "send connect first"}));
+    BOOST_TEST(error.at("type").as_string() == event::error);
+    BOOST_TEST(error.at("payload").at("code").as_string() == "not_connected");
+    BOOST_TEST(error.at("payload").at("message").as_string() == "send connect first");
+}
+
+BOOST_AUTO_TEST_CASE(frames_are_compact_json) {
+    BOOST_TEST(make_subscribe_confirmation() ==
+               R"({"type":"subscribe_confirmation","payload":{"status":"ok"}})");
+    BOOST_TEST(make_initial("abc") == R"({"type":"initial","payload":{"id":"abc"}})");
+}
+
+BOOST_AUTO_TEST_CASE(names_and_codes_are_the_contracts) {
+    BOOST_TEST(to_string(error_code::bad_message) == "bad_message");
+    BOOST_TEST(to_string(error_code::unknown_type) == "unknown_type");
+    BOOST_TEST(to_string(error_code::id_mismatch) == "id_mismatch");
+    BOOST_TEST(to_string(error_code::not_connected) == "not_connected");
+    BOOST_TEST(close_code::ping_timeout == 4000);
+    BOOST_TEST(close_reason::ping_timeout == "ping timeout");
+    BOOST_TEST(close_reason::rate_limit == "rate limit");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,108 @@
+#include "child_process.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <utility>
+
+namespace wolf::test {
+
+child_process::child_process(std::vector<std::string> const& argv) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+        ::dup2(fds[1], STDOUT_FILENO);
+        ::dup2(fds[1], STDERR_FILENO);
+        std::vector<char*> args;
+        for (auto const& arg : argv)
+            args.push_back(const_cast<char*>(arg.c_str()));
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    fd_ = fds[0];
+}
+
+child_process::~child_process() {
+    if (!status_ && pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+    }
+    if (fd_ >= 0) ::close(fd_);
+}
+
+std::optional<std::string> child_process::read_line(std::chrono::milliseconds timeout) {
+    auto const until = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (auto const eol = pending_.find('\n'); eol != std::string::npos) {
+            auto line = pending_.substr(0, eol);
+            pending_.erase(0, eol + 1);
+            return line;
+        }
+        auto const left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || fd_ < 0) return std::nullopt;
+        pollfd pfd{fd_, POLLIN, 0};
+        int const ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) return std::nullopt;
+        char chunk[4096];
+        auto const n = ::read(fd_, chunk, sizeof chunk);
+        if (n <= 0) {
+            if (pending_.empty()) return std::nullopt;
+            return std::exchange(pending_, {});
+        }
+        pending_.append(chunk, static_cast<std::size_t>(n));
+        output_.append(chunk, static_cast<std::size_t>(n));
+    }
+}
+
+std::optional<std::string> child_process::wait_for_line(std::string_view needle,
+                                                        std::chrono::milliseconds timeout) {
+    auto const until = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto const left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+        auto line = read_line(left);
+        if (!line) return std::nullopt;
+        if (line->find(needle) != std::string::npos) return line;
+    }
+}
+
+void child_process::send_signal(int signal) {
+    if (!status_) ::kill(pid_, signal);
+}
+
+std::optional<int> child_process::wait(std::chrono::milliseconds timeout) {
+    auto const until = std::chrono::steady_clock::now() + timeout;
+    while (!status_) {
+        int status = 0;
+        auto const r = ::waitpid(pid_, &status, WNOHANG);
+        if (r == pid_) {
+            status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            break;
+        }
+        if (std::chrono::steady_clock::now() >= until) return std::nullopt;
+        // Drain output meanwhile so the child never blocks on a full pipe.
+        read_line(std::chrono::milliseconds(10));
+    }
+    return status_;
+}
+
+command_result run_command(std::vector<std::string> const& argv, std::chrono::milliseconds timeout) {
+    child_process child(argv);
+    auto const status = child.wait(timeout);
+    while (child.read_line(std::chrono::milliseconds(100))) {
+    }
+    return {status.value_or(-1), child.output()};
+}
+
+} // namespace wolf::test

@@ -1,0 +1,88 @@
+#pragma once
+
+#include "net.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/websocket/stream.hpp>
+#include <boost/json/object.hpp>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wolf::test {
+
+/** The close frame a client received. */
+struct close_info {
+    std::uint16_t code = 0;
+    std::string reason;
+};
+
+/**
+ * A WebSocket test client on coroutines. Failures (a read error where an event was expected, a frame
+ * that is not a JSON object) end the test through BOOST_REQUIRE.
+ */
+class ws_client {
+public:
+    /** Completes the handshake on 127.0.0.1:port and reads `initial`. */
+    static net::awaitable<ws_client> open(std::uint16_t port, std::string target = "/ws");
+    /** Completes the handshake only; returns the server's HTTP response status on failure via BOOST_REQUIRE.
+     */
+    static net::awaitable<ws_client> handshake(std::uint16_t port, std::string target = "/ws");
+    /** Tries the handshake and returns the HTTP status the server answered with (101 on success). */
+    static net::awaitable<unsigned> try_handshake(std::uint16_t port, std::string target = "/ws");
+
+    std::string const& id() const noexcept { return id_; }
+    websocket::stream<beast::tcp_stream>& stream() noexcept { return ws_; }
+
+    /** The next frame, parsed as a JSON object. */
+    net::awaitable<boost::json::object> read_event();
+    /** Reads until an event of `type` arrives; returns it. */
+    net::awaitable<boost::json::object> read_until(std::string_view type);
+    /** Reads (discarding anything else) until the server closes; returns its close code and reason. */
+    net::awaitable<close_info> read_close();
+
+    net::awaitable<void> send_text(std::string_view text);
+    /** {"type": type, "payload": {"id": id}}; with the connection's own id by default. */
+    net::awaitable<void> send_event(std::string_view type);
+    net::awaitable<void> send_event(std::string_view type, std::string_view id);
+
+    /** Like send_event, but returns false instead of failing when the connection is gone. */
+    net::awaitable<bool> try_send_event(std::string_view type, std::string_view id);
+
+    /** `connect`, then `subscribe` and wait for the confirmation. */
+    net::awaitable<void> connect_and_subscribe();
+
+    /**
+     * Sends an event the server answers with an `unknown_type` error, and reads until that error. Every
+     * frame the server queued before reading the barrier has then been read; they are returned.
+     */
+    net::awaitable<std::vector<boost::json::object>> barrier();
+
+    /** Sends close 1000 and completes the closing handshake. */
+    net::awaitable<void> close();
+
+private:
+    explicit ws_client(websocket::stream<beast::tcp_stream> ws)
+        : ws_(std::move(ws)) {}
+
+    websocket::stream<beast::tcp_stream> ws_;
+    std::string id_;
+};
+
+/** The type of an event object ("" if absent). */
+std::string event_type(boost::json::object const& event);
+/** payload[field] as a string ("" if absent). */
+std::string payload_string(boost::json::object const& event, std::string_view field);
+
+/** One HTTP/1.1 request on a fresh connection to 127.0.0.1:port. */
+net::awaitable<http::response<http::string_body>> http_request(std::uint16_t port, http::verb method,
+                                                               std::string target, std::string body = {});
+
+/** Writes raw bytes on a fresh connection and returns everything the server sends until it closes. */
+net::awaitable<std::string> raw_exchange(std::uint16_t port, std::string request);
+
+} // namespace wolf::test

@@ -1,0 +1,81 @@
+#include "test_server.hpp"
+
+#include "assets.hpp"
+#include "async.hpp"
+#include "quote_deck.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/test/unit_test.hpp>
+
+namespace wolf::test {
+
+config fast_config() {
+    config cfg;
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.interval = 1h;
+    cfg.ping_timeout = 10s;
+    cfg.handshake_timeout = 2s;
+    cfg.shutdown_grace = 1s;
+    cfg.level = log_level::warn;
+    return cfg;
+}
+
+std::vector<std::string> test_quotes() {
+    return {"The wolf is not the one who howls the loudest.",
+            "Волк слабее льва и тигра, но в цирке не выступает.",
+            "A pack is only as quiet as its quietest moon.",
+            "Лучше быть последним в стае, чем первым в цирке.", "Never trust a sheep that owns a calendar."};
+}
+
+void run_with_server(config cfg, std::function<net::awaitable<void>(server&)> body,
+                     std::chrono::milliseconds deadline) {
+    run_with_server(std::move(cfg), test_quotes(), std::move(body), deadline);
+}
+
+void run_with_server(config cfg, std::vector<std::string> quotes,
+                     std::function<net::awaitable<void>(server&)> body, std::chrono::milliseconds deadline) {
+    set_log_level(cfg.level);
+    net::io_context ioc;
+    server srv(ioc.get_executor(), std::move(cfg), asset_store::embedded(),
+               quote_deck(std::move(quotes), 42));
+    srv.start();
+
+    bool finished = false;
+    std::exception_ptr failure;
+    net::co_spawn(
+        ioc,
+        [&]() -> net::awaitable<void> {
+            std::exception_ptr body_failure;
+            try {
+                co_await body(srv);
+            } catch (...) {
+                body_failure = std::current_exception();
+            }
+            co_await srv.shutdown();
+            if (body_failure) std::rethrow_exception(body_failure);
+        },
+        [&](std::exception_ptr e) {
+            finished = true;
+            failure = e;
+        });
+
+    auto const until = std::chrono::steady_clock::now() + deadline;
+    while (!finished && !ioc.stopped() && std::chrono::steady_clock::now() < until)
+        ioc.run_one_until(until);
+    if (failure) std::rethrow_exception(failure);
+    BOOST_REQUIRE_MESSAGE(finished, "the test did not finish within its deadline");
+    // Whatever is left after the shutdown (sessions finishing their close) must end by itself.
+    ioc.run_for(5s);
+    BOOST_TEST(ioc.stopped(), "operations were still pending 5 s after the server shut down");
+}
+
+net::awaitable<void> pause(std::chrono::milliseconds how_long) {
+    net::steady_timer timer(co_await net::this_coro::executor, how_long);
+    co_await timer.async_wait(use_nothrow);
+}
+
+} // namespace wolf::test

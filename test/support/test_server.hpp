@@ -1,0 +1,40 @@
+#pragma once
+
+#include "config.hpp"
+#include "net.hpp"
+#include "server.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace wolf::test {
+
+using namespace std::chrono_literals;
+
+/** Fast settings for tests: 127.0.0.1, any free port, no ticks unless a test asks (1 h interval), short
+ * handshake and shutdown timeouts, quiet logs. */
+config fast_config();
+
+/** The deck tests run with: known, distinct quotes. */
+std::vector<std::string> test_quotes();
+
+/**
+ * Starts a server in a fresh io_context, runs `body` as a coroutine beside it, then shuts the server
+ * down. Fails if `deadline` passes first or if anything is still running after the shutdown (a leaked
+ * operation), and rethrows whatever the body threw, so BOOST_REQUIRE inside coroutines works.
+ */
+void run_with_server(config cfg, std::function<net::awaitable<void>(server&)> body,
+                     std::chrono::milliseconds deadline = 30s);
+
+/** The same, with a deck of these quotes. */
+void run_with_server(config cfg, std::vector<std::string> quotes,
+                     std::function<net::awaitable<void>(server&)> body,
+                     std::chrono::milliseconds deadline = 30s);
+
+/** Waits without blocking the io_context (for pacing a client, never for awaiting an event). */
+net::awaitable<void> pause(std::chrono::milliseconds how_long);
+
+} // namespace wolf::test

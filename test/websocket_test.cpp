@@ -1,0 +1,458 @@
+#define BOOST_TEST_MODULE websocket
+#include "async.hpp"
+#include "broadcaster.hpp"
+#include "protocol.hpp"
+#include "support/clients.hpp"
+#include "support/test_server.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+#include <set>
+
+using namespace wolf;
+using namespace wolf::test;
+namespace event = wolf::protocol::event;
+namespace close_code = wolf::protocol::close_code;
+
+namespace {
+
+/** Publishes a message through the broadcaster, exactly as a tick does. */
+net::awaitable<void> publish(server& srv, std::string text) {
+    broadcast_message message{std::move(text), broadcast_message::origin::publish};
+    BOOST_REQUIRE(co_await srv.broadcast().publish(std::move(message)));
+}
+
+std::string error_code_of(boost::json::object const& event) {
+    return payload_string(event, "code");
+}
+
+/** Lowercase RFC 4122 version 4: xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx. */
+bool is_uuid_v4(std::string const& id) {
+    if (id.size() != 36) return false;
+    for (std::size_t i = 0; i < id.size(); ++i) {
+        bool const dash = i == 8 || i == 13 || i == 18 || i == 23;
+        bool const hex = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f');
+        if (dash ? id[i] != '-' : !hex) return false;
+    }
+    return id[14] == '4' && std::string_view("89ab").find(id[19]) != std::string_view::npos;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(lifecycle)
+
+BOOST_AUTO_TEST_CASE(full_lifecycle_from_initial_to_close_1000) {
+    auto cfg = fast_config();
+    cfg.interval = 50ms; // real ticks
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        BOOST_TEST(is_uuid_v4(client.id()), client.id());
+        BOOST_TEST(srv.connections().connections() == 1u);
+
+        co_await client.send_event(event::connect);
+        co_await client.connect_and_subscribe();
+        BOOST_TEST(srv.connections().subscribers() == 1u);
+        BOOST_TEST(srv.connections().ready() == 1u);
+
+        auto const wisdom = co_await client.read_until(event::wisdom_distribution);
+        auto const quotes = test_quotes();
+        BOOST_TEST(
+            (std::find(quotes.begin(), quotes.end(), payload_string(wisdom, "message")) != quotes.end()));
+
+        co_await client.send_event(event::unsubscribe);
+        co_await client.barrier();
+        BOOST_TEST(srv.connections().subscribers() == 0u);
+
+        co_await client.send_event(event::disconnect);
+        auto const closed = co_await client.read_close();
+        BOOST_TEST(closed.code == close_code::normal);
+        BOOST_TEST(srv.connections().connections() == 0u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(ids_are_unique_lowercase_uuid_v4_sent_only_to_their_connection) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        std::set<std::string> ids;
+        for (int i = 0; i < 20; ++i) {
+            auto client = co_await ws_client::open(srv.port());
+            BOOST_TEST(is_uuid_v4(client.id()));
+            BOOST_TEST(ids.insert(client.id()).second, "id reused: " << client.id());
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(the_bare_origin_upgrades_too) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port(), "/");
+        co_await client.connect_and_subscribe();
+    });
+}
+
+BOOST_AUTO_TEST_CASE(repeated_connect_is_harmless_and_repeated_subscribe_reconfirms) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        co_await client.send_event(event::connect);
+        co_await client.send_event(event::connect);
+        co_await client.send_event(event::subscribe);
+        co_await client.send_event(event::subscribe);
+        auto const frames = co_await client.barrier();
+        BOOST_REQUIRE(frames.size() == 2u);
+        for (auto const& frame : frames)
+            BOOST_TEST(event_type(frame) == event::subscribe_confirmation);
+        BOOST_TEST(srv.connections().ready() == 1u);
+        BOOST_TEST(srv.connections().subscribers() == 1u);
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(broadcast)
+
+BOOST_AUTO_TEST_CASE(one_hundred_subscribers_get_the_same_quote_in_the_same_tick) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        std::vector<ws_client> clients;
+        for (int i = 0; i < 100; ++i) {
+            clients.push_back(co_await ws_client::open(srv.port()));
+            co_await clients.back().connect_and_subscribe();
+        }
+        BOOST_TEST(srv.connections().subscribers() == 100u);
+        auto const ticks_before = srv.stats().broadcast_ticks_total;
+        co_await publish(srv, "The same moon for every wolf.");
+        for (auto& client : clients) {
+            auto const wisdom = co_await client.read_event();
+            BOOST_TEST(event_type(wisdom) == event::wisdom_distribution);
+            BOOST_TEST(payload_string(wisdom, "message") == "The same moon for every wolf.");
+        }
+        BOOST_TEST(srv.stats().broadcast_ticks_total == ticks_before + 1);
+        BOOST_TEST(srv.stats().wisdom_sent_total >= 100u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(ticks_deliver_the_same_sequence_to_every_subscriber) {
+    auto cfg = fast_config();
+    cfg.interval = 30ms;
+    std::vector<std::string> quotes;
+    for (int i = 0; i < 1000; ++i)
+        quotes.push_back("quote #" + std::to_string(i)); // none repeats in this test
+    run_with_server(cfg, quotes, [](server& srv) -> net::awaitable<void> {
+        auto early = co_await ws_client::open(srv.port());
+        auto late = co_await ws_client::open(srv.port());
+        co_await early.connect_and_subscribe();
+        co_await late.connect_and_subscribe();
+        // Every tick `late` receives, `early` (subscribed before it) receives too: align on late's first.
+        auto const first = payload_string(co_await late.read_until(event::wisdom_distribution), "message");
+        std::string seen;
+        while (seen != first)
+            seen = payload_string(co_await early.read_until(event::wisdom_distribution), "message");
+        for (int i = 0; i < 6; ++i) {
+            auto const from_early =
+                payload_string(co_await early.read_until(event::wisdom_distribution), "message");
+            auto const from_late =
+                payload_string(co_await late.read_until(event::wisdom_distribution), "message");
+            BOOST_TEST(from_early == from_late);
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(unsubscribe_stops_delivery_while_others_keep_receiving) {
+    auto cfg = fast_config();
+    cfg.interval = 20ms;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto leaving = co_await ws_client::open(srv.port());
+        auto staying = co_await ws_client::open(srv.port());
+        co_await leaving.connect_and_subscribe();
+        co_await staying.connect_and_subscribe();
+        co_await leaving.read_until(event::wisdom_distribution);
+
+        co_await leaving.send_event(event::unsubscribe);
+        co_await leaving.barrier(); // the server has applied the unsubscribe
+        for (int i = 0; i < 5; ++i)
+            co_await staying.read_until(event::wisdom_distribution);
+        // Five ticks were fanned out after the unsubscribe; none of them was queued for `leaving`.
+        for (auto const& frame : co_await leaving.barrier())
+            BOOST_TEST(event_type(frame) != event::wisdom_distribution);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(connected_but_unsubscribed_clients_get_nothing) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto idle = co_await ws_client::open(srv.port());
+        co_await idle.send_event(event::connect);
+        auto subscriber = co_await ws_client::open(srv.port());
+        co_await subscriber.connect_and_subscribe();
+        co_await publish(srv, "only for subscribers");
+        co_await subscriber.read_until(event::wisdom_distribution);
+        BOOST_TEST((co_await idle.barrier()).empty());
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(errors)
+
+BOOST_AUTO_TEST_CASE(each_error_code_is_answered_and_the_connection_stays_open) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+
+        co_await client.send_text("not json");
+        BOOST_TEST(error_code_of(co_await client.read_event()) == "bad_message");
+        co_await client.send_text(R"({"type":"subscribe","payload":{}})");
+        BOOST_TEST(error_code_of(co_await client.read_event()) == "bad_message");
+        co_await client.send_event("SUBSCRIBE");
+        BOOST_TEST(error_code_of(co_await client.read_event()) == "unknown_type");
+        co_await client.send_event(event::subscribe);
+        BOOST_TEST(error_code_of(co_await client.read_event()) == "not_connected");
+        co_await client.send_event(event::connect, "00000000-0000-4000-8000-000000000000");
+        BOOST_TEST(error_code_of(co_await client.read_event()) == "id_mismatch");
+        BOOST_TEST(!srv.connections().is_ready(*srv.connections().open_peers()[0]),
+                   "a rejected connect is not applied");
+
+        co_await client.connect_and_subscribe(); // still open and fully usable
+        BOOST_TEST(srv.stats().errors_for(protocol::error_code::bad_message) == 2u);
+        BOOST_TEST(srv.stats().errors_for(protocol::error_code::unknown_type) == 1u);
+        BOOST_TEST(srv.stats().errors_for(protocol::error_code::not_connected) == 1u);
+        BOOST_TEST(srv.stats().errors_for(protocol::error_code::id_mismatch) == 1u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(id_mismatch_leaves_the_other_session_untouched) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto attacker = co_await ws_client::open(srv.port());
+        auto victim = co_await ws_client::open(srv.port());
+        co_await attacker.connect_and_subscribe();
+        co_await victim.connect_and_subscribe();
+
+        for (auto type : {event::unsubscribe, event::disconnect, event::subscribe, event::ping})
+            co_await attacker.send_event(type, victim.id());
+        for (int i = 0; i < 4; ++i)
+            BOOST_TEST(error_code_of(co_await attacker.read_event()) == "id_mismatch");
+
+        BOOST_TEST(srv.connections().subscribers() == 2u);
+        co_await publish(srv, "still subscribed");
+        BOOST_TEST(payload_string(co_await victim.read_event(), "message") == "still subscribed");
+        BOOST_TEST(payload_string(co_await attacker.read_event(), "message") == "still subscribed");
+        BOOST_TEST((co_await victim.barrier()).empty(), "the victim saw nothing of the attack");
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(closing_errors)
+
+BOOST_AUTO_TEST_CASE(a_binary_frame_closes_with_1003) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        client.stream().binary(true);
+        co_await client.send_text("{}");
+        BOOST_TEST((co_await client.read_close()).code == close_code::unsupported_data);
+        BOOST_TEST(srv.stats().evictions_for(eviction_reason::binary) == 1u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_message_over_the_size_limit_closes_with_1009) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        co_await client.send_text(std::string(4097, 'x'));
+        BOOST_TEST((co_await client.read_close()).code == close_code::too_big);
+        BOOST_TEST(srv.stats().evictions_for(eviction_reason::too_big) == 1u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_message_at_the_size_limit_is_read) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        std::string text = R"({"type":"ping","payload":{"id":")" + client.id() + R"("},"pad":")";
+        text += std::string(4096 - text.size() - 2, 'x') + "\"}";
+        BOOST_REQUIRE(text.size() == 4096u);
+        co_await client.send_text(text);
+        co_await client.barrier(); // answered normally: still open
+    });
+}
+
+BOOST_AUTO_TEST_CASE(fragments_adding_up_past_the_limit_close_with_1009) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        client.stream().auto_fragment(true);
+        client.stream().write_buffer_bytes(512); // every fragment is far below the limit
+        co_await client.send_text(std::string(6000, 'x'));
+        BOOST_TEST((co_await client.read_close()).code == close_code::too_big);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(invalid_utf8_closes_with_1007) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        co_await client.send_text("{\"type\":\"ping\",\"payload\":{\"id\":\"\xC3\x28\"}}");
+        BOOST_TEST((co_await client.read_close()).code == close_code::bad_payload);
+        BOOST_TEST(srv.stats().evictions_for(eviction_reason::bad_utf8) == 1u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(more_than_50_messages_in_a_second_close_with_1008_rate_limit) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        for (int i = 0; i < 51; ++i)
+            co_await client.send_event(event::ping);
+        auto const closed = co_await client.read_close();
+        BOOST_TEST(closed.code == close_code::policy_violation);
+        BOOST_TEST(closed.reason == protocol::close_reason::rate_limit);
+        BOOST_TEST(srv.stats().evictions_for(eviction_reason::rate_limit) == 1u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(fifty_messages_in_a_second_are_allowed) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        for (int i = 0; i < 49; ++i)
+            co_await client.send_event(event::ping);
+        co_await client.barrier(); // the 50th message is answered, not punished
+        BOOST_TEST(srv.connections().connections() == 1u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(invalid_messages_count_towards_the_rate_limit) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        for (int i = 0; i < 60; ++i)
+            co_await client.send_text("garbage");
+        BOOST_TEST((co_await client.read_close()).code == close_code::policy_violation);
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(liveness)
+
+BOOST_AUTO_TEST_CASE(a_silent_client_is_evicted_with_4000_while_a_pinging_one_survives) {
+    auto cfg = fast_config();
+    cfg.ping_timeout = 300ms;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto silent = co_await ws_client::open(srv.port());
+        auto pinging = co_await ws_client::open(srv.port());
+        co_await silent.send_event(event::connect);
+        co_await pinging.connect_and_subscribe();
+
+        using namespace net::experimental::awaitable_operators;
+        auto const keep_pinging = [&]() -> net::awaitable<void> {
+            for (int i = 0; i < 12; ++i) { // 1.2 s, four timeouts
+                co_await pinging.send_event(event::ping);
+                co_await pause(100ms);
+            }
+        };
+        auto const results = co_await (silent.read_close() && keep_pinging());
+        auto const& closed = results;
+        BOOST_TEST(closed.code == close_code::ping_timeout);
+        BOOST_TEST(closed.reason == protocol::close_reason::ping_timeout);
+        BOOST_TEST(srv.connections().connections() == 1u);
+        co_await pinging.send_event(event::subscribe);
+        co_await pinging.read_until(event::subscribe_confirmation);
+        BOOST_TEST(srv.stats().evictions_for(eviction_reason::ping_timeout) == 1u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_client_that_never_sends_connect_is_evicted_too) {
+    auto cfg = fast_config();
+    cfg.ping_timeout = 200ms;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        BOOST_TEST((co_await client.read_close()).code == close_code::ping_timeout);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(rejected_events_do_not_count_as_liveness) {
+    auto cfg = fast_config();
+    cfg.ping_timeout = 300ms;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        using namespace net::experimental::awaitable_operators;
+        auto const send_garbage = [&]() -> net::awaitable<void> {
+            for (int i = 0; i < 10; ++i) {
+                if (!co_await client.try_send_event(event::ping, "not-my-id")) co_return; // evicted
+                co_await pause(100ms);
+            }
+        };
+        auto const closed = co_await (client.read_close() && send_garbage());
+        BOOST_TEST(closed.code == close_code::ping_timeout);
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(capacity)
+
+BOOST_AUTO_TEST_CASE(upgrades_past_max_connections_get_503_and_nobody_is_disturbed) {
+    auto cfg = fast_config();
+    cfg.max_connections = 2;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto a = co_await ws_client::open(srv.port());
+        auto b = co_await ws_client::open(srv.port());
+        co_await a.connect_and_subscribe();
+        co_await b.connect_and_subscribe();
+        BOOST_TEST(co_await ws_client::try_handshake(srv.port()) == 503u);
+
+        co_await publish(srv, "still here");
+        BOOST_TEST(payload_string(co_await a.read_event(), "message") == "still here");
+        BOOST_TEST(payload_string(co_await b.read_event(), "message") == "still here");
+
+        co_await b.send_event(event::disconnect);
+        co_await b.read_close();
+        auto c = co_await ws_client::open(srv.port()); // the freed slot is usable again
+        co_await c.connect_and_subscribe();
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(graceful_shutdown)
+
+BOOST_AUTO_TEST_CASE(shutdown_sends_1001_to_everyone_and_refuses_new_connections) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        std::vector<ws_client> clients;
+        for (int i = 0; i < 5; ++i) {
+            clients.push_back(co_await ws_client::open(srv.port()));
+            co_await clients.back().connect_and_subscribe();
+        }
+        auto const port = srv.port();
+        using namespace net::experimental::awaitable_operators;
+        auto const read_all_closes = [&]() -> net::awaitable<std::vector<close_info>> {
+            std::vector<close_info> closes;
+            for (auto& client : clients)
+                closes.push_back(co_await client.read_close());
+            co_return closes;
+        };
+        auto const shut_down = [&]() -> net::awaitable<bool> {
+            co_await srv.shutdown();
+            co_return true;
+        };
+        auto const [closes, done] = co_await (read_all_closes() && shut_down());
+        BOOST_TEST(done);
+        for (auto const& closed : closes)
+            BOOST_TEST(closed.code == close_code::going_away);
+        BOOST_TEST(srv.connections().live() == 0u);
+
+        beast::tcp_stream probe(co_await net::this_coro::executor);
+        auto [ec] = co_await probe.async_connect({net::ip::make_address("127.0.0.1"), port}, use_nothrow);
+        BOOST_TEST((ec == net::error::connection_refused), ec.message());
+    });
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_drops_peers_that_never_answer_the_close_after_the_grace) {
+    auto cfg = fast_config();
+    cfg.shutdown_grace = 300ms;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto deaf = co_await ws_client::open(srv.port()); // never reads, so never answers the close
+        co_await srv.shutdown();
+        BOOST_TEST(srv.connections().connections() == 0u);
+        // The server dropped it: reading now sees at most the close frame, then the end of the connection.
+        beast::flat_buffer buffer;
+        auto [ec, n] = co_await deaf.stream().async_read(buffer, use_nothrow);
+        BOOST_TEST(ec.failed(), "the connection is gone");
+        if (ec == websocket::error::closed) BOOST_TEST(deaf.stream().reason().code == close_code::going_away);
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
