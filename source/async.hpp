@@ -15,19 +15,24 @@ namespace wolf {
 /** Errors as values on the I/O path: `auto [ec, n] = co_await op(..., use_nothrow);`. */
 inline constexpr auto use_nothrow = net::as_tuple(net::use_awaitable);
 
+/** Logs an exception that escaped a coroutine, as "<what> failed: <message>". */
+inline void log_failure(std::string_view what, std::exception_ptr const& error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (std::exception const& e) {
+        log_error(what, " failed: ", e.what());
+    } catch (...) {
+        log_error(what, " failed: unknown exception");
+    }
+}
+
 /** Spawn handler for the server's long-lived actors: an escaped exception is logged and rethrown out of
  * io_context::run, so a bug is loud, never silent. */
 struct log_and_rethrow {
     std::string_view what;
     void operator()(std::exception_ptr error) const {
         if (!error) return;
-        try {
-            std::rethrow_exception(error);
-        } catch (std::exception const& e) {
-            log_error(what, " failed: ", e.what());
-        } catch (...) {
-            log_error(what, " failed: unknown exception");
-        }
+        log_failure(what, error);
         std::rethrow_exception(error);
     }
 };
@@ -36,14 +41,7 @@ struct log_and_rethrow {
 struct log_and_contain {
     std::string_view what;
     void operator()(std::exception_ptr error) const {
-        if (!error) return;
-        try {
-            std::rethrow_exception(error);
-        } catch (std::exception const& e) {
-            log_error(what, " failed: ", e.what());
-        } catch (...) {
-            log_error(what, " failed: unknown exception");
-        }
+        if (error) log_failure(what, error);
     }
 };
 

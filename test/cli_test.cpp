@@ -14,6 +14,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 using namespace wolf;
 using namespace wolf::test;
@@ -40,6 +41,19 @@ std::uint16_t wait_until_listening(child_process& server) {
     auto const at = line->find(prefix);
     BOOST_REQUIRE_MESSAGE(at != std::string::npos, *line);
     return static_cast<std::uint16_t>(std::stoi(line->substr(at + prefix.size())));
+}
+
+/** A WebSocket client connected to 127.0.0.1:port, with `initial` read; returns the stream and the id. */
+std::pair<std::unique_ptr<websocket::stream<beast::tcp_stream>>, std::string>
+open_client(net::io_context& ioc, std::uint16_t port) {
+    auto ws = std::make_unique<websocket::stream<beast::tcp_stream>>(ioc);
+    beast::get_lowest_layer(*ws).connect(net::ip::tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
+    ws->handshake("127.0.0.1", "/ws");
+    beast::flat_buffer buffer;
+    ws->read(buffer);
+    auto const initial = beast::buffers_to_string(buffer.data());
+    BOOST_REQUIRE(initial.find(protocol::event::initial) != std::string::npos);
+    return {std::move(ws), initial.substr(initial.find("\"id\":\"") + 6, 36)};
 }
 
 std::filesystem::path write_temp(std::string const& name, std::string const& contents) {
@@ -89,11 +103,9 @@ BOOST_AUTO_TEST_CASE(sigterm_closes_connections_with_1001_and_exits_0) {
     auto const port = wait_until_listening(server);
 
     net::io_context ioc;
-    websocket::stream<beast::tcp_stream> ws(ioc);
-    beast::get_lowest_layer(ws).connect(net::ip::tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
-    ws.handshake("127.0.0.1", "/ws");
+    auto [client, id] = open_client(ioc, port);
+    auto& ws = *client;
     beast::flat_buffer buffer;
-    ws.read(buffer); // initial
 
     BOOST_REQUIRE(server.wait_for_line("tick", 5s)); // the broadcaster runs with nobody subscribed
     server.send_signal(SIGTERM);
@@ -129,13 +141,9 @@ BOOST_AUTO_TEST_CASE(a_custom_quotes_file_is_broadcast) {
     auto const port = wait_until_listening(server);
 
     net::io_context ioc;
-    websocket::stream<beast::tcp_stream> ws(ioc);
-    beast::get_lowest_layer(ws).connect(net::ip::tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
-    ws.handshake("127.0.0.1", "/ws");
+    auto [client, id] = open_client(ioc, port);
+    auto& ws = *client;
     beast::flat_buffer buffer;
-    ws.read(buffer);
-    auto const initial = beast::buffers_to_string(buffer.data());
-    auto const id = initial.substr(initial.find("\"id\":\"") + 6, 36);
     for (auto type : {"connect", "subscribe"})
         ws.write(net::buffer(std::string(R"({"type":")") + type + R"(","payload":{"id":")" + id + R"("}})"));
     std::string wisdom;
