@@ -36,9 +36,6 @@ public:
     /** Queues a message for the broadcaster, waiting for room; false once closed. */
     net::awaitable<bool> publish(broadcast_message message);
 
-    /** Queues a message without waiting; false if the channel is full or closed. */
-    bool try_publish(broadcast_message message);
-
     /** Ends run() and every publish(). */
     void close();
 

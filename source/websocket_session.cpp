@@ -92,7 +92,6 @@ private:
     bool writing_ = false;
     bool closing_ = false;
     bool ended_ = false;
-    std::optional<eviction_reason> evicted_;
     std::optional<net::steady_timer> close_deadline_; // made only when a close begins
     // Arrival times (ms) of the last rate_limit_messages messages, a ring.
     std::array<std::uint32_t, protocol::rate_limit_messages> recent_{};
@@ -223,7 +222,6 @@ bool websocket_session::over_rate_limit(steady_clock::time_point now) noexcept {
 
 void websocket_session::evict(eviction_reason reason, std::uint16_t code, std::string_view text) {
     if (closing_) return;
-    evicted_ = reason;
     state_.stats.count(reason);
     log_info("evict ", id(), ": ", to_string(reason));
     close(code, text);

@@ -343,8 +343,7 @@ BOOST_AUTO_TEST_CASE(a_silent_client_is_evicted_with_4000_while_a_pinging_one_su
                 co_await pause(100ms);
             }
         };
-        auto const results = co_await (silent.read_close() && keep_pinging());
-        auto const& closed = results;
+        auto const closed = co_await (silent.read_close() && keep_pinging());
         BOOST_TEST(closed.code == close_code::ping_timeout);
         BOOST_TEST(closed.reason == protocol::close_reason::ping_timeout);
         BOOST_TEST(srv.connections().connections() == 1u);
