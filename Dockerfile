@@ -17,7 +17,7 @@ COPY assets assets
 COPY test test
 # Only the server and the unit tests: the integration suites need loopback peers and a browser, and
 # run in scripts/test instead.
-RUN cmake --preset release \
+RUN cmake --preset release -DWOLF_BUILD_BENCH=OFF \
     && cmake --build --preset release --target wolf-wisdom protocol_test config_test quote_deck_test registry_test \
     && ctest --preset release -L unit
 
