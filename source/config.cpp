@@ -98,6 +98,13 @@ po::options_description describe_options() {
          "frames queued per connection before broadcasts to it are dropped")
         ("max-message-size", po::value<std::string>()->default_value(std::to_string(defaults.max_message_size)),
          "largest client message in bytes; larger closes with 1009")
+        ("max-errors", po::value<std::string>()->default_value(std::to_string(defaults.max_errors)),
+         "protocol errors answered per connection; the next one closes it with 1008")
+        ("handshake-timeout",
+         po::value<std::string>()->default_value(format_duration(defaults.handshake_timeout)),
+         "time allowed for a whole HTTP request, a WebSocket upgrade or a closing handshake")
+        ("write-timeout", po::value<std::string>()->default_value(format_duration(defaults.write_timeout)),
+         "drop a connection whose socket accepts no data for this long")
         ("log-level", po::value<std::string>()->default_value(std::string(to_string(defaults.level))),
          "debug, info, warn, error or off");
     // clang-format on
@@ -136,6 +143,9 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
         cfg.max_queue = parse_count("max-queue", text("max-queue"), 1, 1'000'000);
         cfg.max_message_size =
             parse_count("max-message-size", text("max-message-size"), 64, 16 * 1024 * 1024);
+        cfg.max_errors = parse_count("max-errors", text("max-errors"), 1, 1'000'000);
+        cfg.handshake_timeout = parse_duration_option("handshake-timeout", text("handshake-timeout"));
+        cfg.write_timeout = parse_duration_option("write-timeout", text("write-timeout"));
         auto const level = parse_log_level(text("log-level"));
         if (!level) throw bad_value("log-level", text("log-level"), "one of debug, info, warn, error, off");
         cfg.level = *level;

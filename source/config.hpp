@@ -24,11 +24,13 @@ struct config {
     std::size_t max_connections = 10000;
     std::size_t max_queue = 64;
     std::size_t max_message_size = 4096;
+    std::size_t max_errors = 20;       // protocol errors a connection may make; the next one closes it
+    duration handshake_timeout{10000}; // whole HTTP request / WebSocket upgrade, and the closing handshake
+    duration write_timeout{30000};     // a write making no progress this long drops the connection
     log_level level = log_level::info;
 
-    // Documented constants, not flags (yet): tests shorten them.
-    duration handshake_timeout{10000}; // whole HTTP request / WebSocket upgrade, and the closing handshake
-    duration shutdown_grace{5000};     // how long shutdown waits for closing handshakes
+    // A documented constant, not a flag: tests shorten it.
+    duration shutdown_grace{5000}; // how long shutdown waits for closing handshakes
 };
 
 /** "250ms", "5s", "1.5m", "2h" or a bare number of seconds; nullopt unless well-formed and > 0 ms. */

@@ -9,7 +9,8 @@ namespace wolf {
 
 std::string_view to_string(eviction_reason reason) noexcept {
     static constexpr std::array<std::string_view, eviction_reason_count> names{
-        "ping_timeout", "rate_limit", "too_big", "binary", "bad_utf8", "slow_consumer", "error_limit"};
+        "ping_timeout", "rate_limit",    "too_big",     "binary",
+        "bad_utf8",     "slow_consumer", "error_limit", "write_timeout"};
     return names[static_cast<std::size_t>(reason)];
 }
 

@@ -19,9 +19,10 @@ enum class eviction_reason {
     binary,
     bad_utf8,
     slow_consumer,
-    error_limit
+    error_limit,
+    write_timeout
 };
-inline constexpr std::size_t eviction_reason_count = 7;
+inline constexpr std::size_t eviction_reason_count = 8;
 std::string_view to_string(eviction_reason reason) noexcept;
 
 /** Counters since start. Gauges (connections, subscribers) are read from the registry. */

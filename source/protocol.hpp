@@ -41,7 +41,7 @@ inline constexpr std::uint16_t normal = 1000;
 inline constexpr std::uint16_t going_away = 1001;
 inline constexpr std::uint16_t unsupported_data = 1003; // a binary frame
 inline constexpr std::uint16_t bad_payload = 1007;      // invalid UTF-8
-inline constexpr std::uint16_t policy_violation = 1008; // rate limit, slow consumer
+inline constexpr std::uint16_t policy_violation = 1008; // rate limit, slow consumer, too many errors
 inline constexpr std::uint16_t too_big = 1009;          // over --max-message-size
 inline constexpr std::uint16_t ping_timeout = 4000;     // the watchdog
 } // namespace close_code
@@ -52,6 +52,7 @@ inline constexpr std::string_view ping_timeout = "ping timeout";
 inline constexpr std::string_view rate_limit = "rate limit";
 inline constexpr std::string_view binary = "binary frames are not supported";
 inline constexpr std::string_view slow_consumer = "slow consumer";
+inline constexpr std::string_view too_many_errors = "too many errors";
 inline constexpr std::string_view going_away = "server shutting down";
 } // namespace close_reason
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,6 +33,14 @@ public:
     steady_clock::time_point last_seen() const noexcept { return last_seen_; }
     void touch(steady_clock::time_point now) noexcept { last_seen_ = now; }
 
+    /** When the write now in flight began, or nullopt when none is; the watchdog's write timeout reads it. */
+    std::optional<steady_clock::time_point> write_pending_since() const noexcept {
+        if (write_started_ == steady_clock::time_point{}) return std::nullopt;
+        return write_started_;
+    }
+    void write_began(steady_clock::time_point now) noexcept { write_started_ = now; }
+    void write_ended() noexcept { write_started_ = {}; }
+
     /**
      * Queues a broadcast frame without waiting. Returns false if the queue was full and the frame was
      * dropped for this connection. Never changes the registry, so callers may iterate it.
@@ -54,6 +63,7 @@ private:
 
     std::string id_;
     steady_clock::time_point last_seen_{};
+    steady_clock::time_point write_started_{}; // the epoch: no write in flight
     // Positions in the registry's vectors, for O(1) removal.
     std::size_t live_slot_ = no_slot;
     std::size_t open_slot_ = no_slot;

@@ -26,7 +26,7 @@ struct server::impl {
         , acceptor(ex)
         , broadcast(ex, state.connections, state.stats)
         , tick(ex, broadcast, deck, state.cfg.interval)
-        , dog(ex, state.connections, state.stats, state.cfg.ping_timeout)
+        , dog(ex, state.connections, state.stats, state.cfg.ping_timeout, state.cfg.write_timeout)
         , drained(ex) {}
 
     net::any_io_executor executor;
@@ -73,9 +73,12 @@ void server::start() {
     self.started = true;
 
     log_info("listening on http://", address(), " interval=", format_duration(cfg.interval),
-             " ping_timeout=", format_duration(cfg.ping_timeout), " quotes=", self.deck.size(),
+             " ping_timeout=", format_duration(cfg.ping_timeout),
+             " write_timeout=", format_duration(cfg.write_timeout),
+             " handshake_timeout=", format_duration(cfg.handshake_timeout), " quotes=", self.deck.size(),
              " assets=", self.state.assets.source(), " max_connections=", cfg.max_connections,
-             " max_queue=", cfg.max_queue, " max_message_size=", cfg.max_message_size);
+             " max_queue=", cfg.max_queue, " max_message_size=", cfg.max_message_size,
+             " max_errors=", cfg.max_errors);
 }
 
 std::uint16_t server::port() const {

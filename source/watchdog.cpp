@@ -10,19 +10,20 @@
 namespace wolf {
 
 watchdog::watchdog(net::any_io_executor executor, registry& connections, metrics& stats,
-                   duration ping_timeout)
+                   duration ping_timeout, duration write_timeout)
     : timer_(std::move(executor))
     , connections_(connections)
     , stats_(stats)
-    , ping_timeout_(ping_timeout) {
+    , ping_timeout_(ping_timeout)
+    , write_timeout_(write_timeout) {
 }
 
-duration watchdog::period_for(duration ping_timeout) noexcept {
-    return std::clamp(ping_timeout / 4, duration{5}, duration{1000});
+duration watchdog::period_for(duration timeout) noexcept {
+    return std::clamp(timeout / 4, duration{5}, duration{1000});
 }
 
 net::awaitable<void> watchdog::run() {
-    auto const period = period_for(ping_timeout_);
+    auto const period = period_for(std::min(ping_timeout_, write_timeout_));
     while (!stopped_) {
         timer_.expires_after(period);
         auto [ec] = co_await timer_.async_wait(use_nothrow);
@@ -40,11 +41,23 @@ std::size_t watchdog::sweep(steady_clock::time_point now) {
     // Collect first: closing a peer removes it from the open set we are walking.
     std::vector<peer*> expired;
     std::vector<peer*> failing;
+    std::vector<peer*> stalled;
     for (peer* p : connections_.open_peers()) {
+        auto const writing_since = p->write_pending_since();
         if (p->transport_closing())
             failing.push_back(p);
+        else if (writing_since && now - *writing_since > write_timeout_)
+            stalled.push_back(p);
         else if (now - p->last_seen() > ping_timeout_)
             expired.push_back(p);
+    }
+
+    // The peer reads nothing: a closing handshake would queue behind the stuck write, so drop it.
+    for (peer* p : stalled) {
+        stats_.count(eviction_reason::write_timeout);
+        log_info("evict ", p->id(), ": ", to_string(eviction_reason::write_timeout));
+        connections_.begin_close(*p);
+        p->abort();
     }
 
     for (peer* p : expired) {
@@ -56,7 +69,7 @@ std::size_t watchdog::sweep(steady_clock::time_point now) {
     // peer's own deadline drops it if it never finishes the closing handshake.
     for (peer* p : failing)
         p->close(protocol::close_code::policy_violation, {});
-    return expired.size();
+    return expired.size() + stalled.size();
 }
 
 } // namespace wolf

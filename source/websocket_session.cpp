@@ -97,6 +97,7 @@ private:
     std::array<std::uint32_t, protocol::rate_limit_messages> recent_{};
     std::size_t recent_count_ = 0;
     std::size_t recent_next_ = 0;
+    std::size_t errors_ = 0; // protocol errors so far, against --max-errors
 };
 
 net::awaitable<void> websocket_session::run(http::request<http::string_body> request) {
@@ -197,6 +198,9 @@ void websocket_session::handle_message(std::string_view text, steady_clock::time
 
 void websocket_session::reply_error(protocol::protocol_error const& error) {
     state_.stats.count(error.code);
+    if (++errors_ > state_.cfg.max_errors)
+        return evict(eviction_reason::error_limit, protocol::close_code::policy_violation,
+                     protocol::close_reason::too_many_errors);
     log_debug("protocol error ", id(), ": ", protocol::to_string(error.code), " (", error.message, ")");
     reply(make_frame(protocol::make_error(error)));
 }
@@ -248,12 +252,14 @@ void websocket_session::close(std::uint16_t code, std::string_view reason) {
 
 void websocket_session::write_front() {
     writing_ = true;
+    write_began(steady_clock::now());
     ws_.async_write(net::buffer(*queue_.front()),
                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
 }
 
 void websocket_session::on_write(beast::error_code ec) {
     writing_ = false;
+    write_ended();
     queue_.pop_front();
     if (ec) {
         log_debug("write failed ", id(), ": ", ec.message());

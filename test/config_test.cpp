@@ -73,6 +73,9 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_contracts) {
     BOOST_TEST(cfg.max_connections == 10000u);
     BOOST_TEST(cfg.max_queue == 64u);
     BOOST_TEST(cfg.max_message_size == 4096u);
+    BOOST_TEST(cfg.max_errors == 20u);
+    BOOST_TEST(cfg.handshake_timeout.count() == 10000);
+    BOOST_TEST(cfg.write_timeout.count() == 30000);
     BOOST_TEST((cfg.level == log_level::info));
 }
 
@@ -95,6 +98,12 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
                                "8",
                                "--max-message-size",
                                "1024",
+                               "--max-errors",
+                               "3",
+                               "--handshake-timeout",
+                               "2s",
+                               "--write-timeout",
+                               "500ms",
                                "--log-level",
                                "debug"});
     BOOST_REQUIRE(result.cfg.has_value());
@@ -108,6 +117,9 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
     BOOST_TEST(cfg.max_connections == 5u);
     BOOST_TEST(cfg.max_queue == 8u);
     BOOST_TEST(cfg.max_message_size == 1024u);
+    BOOST_TEST(cfg.max_errors == 3u);
+    BOOST_TEST(cfg.handshake_timeout.count() == 2000);
+    BOOST_TEST(cfg.write_timeout.count() == 500);
     BOOST_TEST((cfg.level == log_level::debug));
 }
 
@@ -123,7 +135,8 @@ BOOST_AUTO_TEST_CASE(help_and_version_exit_zero_with_text) {
     BOOST_TEST(!help.cfg.has_value());
     BOOST_TEST(help.exit_code == 0);
     for (auto flag : {"--host", "--port", "--interval", "--ping-timeout", "--quotes", "--assets",
-                      "--max-connections", "--max-queue", "--max-message-size", "--log-level", "--version"})
+                      "--max-connections", "--max-queue", "--max-message-size", "--max-errors",
+                      "--handshake-timeout", "--write-timeout", "--log-level", "--version"})
         BOOST_TEST(help.output.find(flag) != std::string::npos, flag);
 
     auto const version = parse({"--version"});
@@ -143,6 +156,9 @@ BOOST_AUTO_TEST_CASE(bad_values_exit_2_naming_the_flag) {
     check_rejected({"--max-connections", "-1"}, "--max-connections");
     check_rejected({"--max-queue", "0"}, "--max-queue");
     check_rejected({"--max-message-size", "10"}, "--max-message-size");
+    check_rejected({"--max-errors", "0"}, "--max-errors");
+    check_rejected({"--handshake-timeout", "0s"}, "--handshake-timeout");
+    check_rejected({"--write-timeout", "never"}, "--write-timeout");
     check_rejected({"--log-level", "loud"}, "--log-level");
     check_rejected({"--quotes", ""}, "--quotes");
     check_rejected({"--host", ""}, "--host");

@@ -191,7 +191,7 @@ BOOST_AUTO_TEST_CASE(only_connections_silent_past_the_timeout_are_closed_with_40
     net::io_context ioc;
     registry reg;
     metrics stats;
-    watchdog dog(ioc.get_executor(), reg, stats, 15s);
+    watchdog dog(ioc.get_executor(), reg, stats, 15s, 30s);
     auto const start = steady_clock::now();
     fake_peer silent("silent", &reg), chatty("chatty", &reg), fresh("fresh", &reg);
     for (auto* p : {&silent, &chatty, &fresh}) {
@@ -221,7 +221,7 @@ BOOST_AUTO_TEST_CASE(a_close_the_transport_began_leaves_the_open_set_at_the_next
     net::io_context ioc;
     registry reg;
     metrics stats;
-    watchdog dog(ioc.get_executor(), reg, stats, 15s);
+    watchdog dog(ioc.get_executor(), reg, stats, 15s, 30s);
     auto const start = steady_clock::now();
     fake_peer broken("broken", &reg), fine("fine", &reg);
     for (auto* p : {&broken, &fine}) {
@@ -238,6 +238,38 @@ BOOST_AUTO_TEST_CASE(a_close_the_transport_began_leaves_the_open_set_at_the_next
     BOOST_TEST(fine.closes.empty());
     BOOST_TEST(stats.evictions_for(eviction_reason::ping_timeout) == 0u);
     for (auto* p : {&broken, &fine})
+        reg.remove(*p);
+}
+
+BOOST_AUTO_TEST_CASE(a_write_stuck_past_the_write_timeout_drops_the_connection) {
+    net::io_context ioc;
+    registry reg;
+    metrics stats;
+    watchdog dog(ioc.get_executor(), reg, stats, 15s, 2s);
+    auto const start = steady_clock::now();
+    fake_peer stuck("stuck", &reg), slow("slow", &reg), idle("idle", &reg);
+    for (auto* p : {&stuck, &slow, &idle}) {
+        reg.add(*p);
+        reg.subscribe(*p);
+        p->touch(start + 2s);
+    }
+    stuck.write_began(start);
+    slow.write_began(start + 1s);
+
+    BOOST_TEST(dog.sweep(start + 2s) == 0u, "exactly at the timeout is not yet past it");
+    BOOST_TEST(dog.sweep(start + 2s + 1ms) == 1u);
+    BOOST_TEST(stuck.aborts == 1, "dropped, no closing handshake behind the stuck write");
+    BOOST_TEST(stuck.closes.empty());
+    BOOST_TEST(!reg.is_open(stuck));
+    BOOST_TEST(!reg.is_subscribed(stuck));
+    BOOST_TEST(stats.evictions_for(eviction_reason::write_timeout) == 1u);
+
+    slow.write_ended(); // the write completed: progress
+    BOOST_TEST(dog.sweep(start + 10s) == 0u);
+    BOOST_TEST(slow.aborts == 0);
+    BOOST_TEST(idle.aborts == 0, "no write in flight is never a write timeout");
+    BOOST_TEST(reg.connections() == 2u);
+    for (auto* p : {&stuck, &slow, &idle})
         reg.remove(*p);
 }
 

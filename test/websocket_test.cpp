@@ -239,6 +239,73 @@ BOOST_AUTO_TEST_CASE(id_mismatch_leaves_the_other_session_untouched) {
     });
 }
 
+BOOST_AUTO_TEST_CASE(the_error_after_max_errors_closes_with_1008_and_nobody_else_notices) {
+    auto cfg = fast_config();
+    cfg.max_errors = 5;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        auto bystander = co_await ws_client::open(srv.port());
+        co_await bystander.connect_and_subscribe();
+        co_await client.connect_and_subscribe(); // applied events in between do not reset the count
+        for (int i = 0; i < 5; ++i) {
+            co_await client.send_text(i % 2 ? "not json" : R"({"type":"howl","payload":{}})");
+            BOOST_TEST(event_type(co_await client.read_event()) == event::error, "error " << i + 1);
+            co_await client.send_event(event::ping);
+        }
+        co_await client.send_text("not json");
+        auto const closed = co_await client.read_close();
+        BOOST_TEST(closed.code == close_code::policy_violation);
+        BOOST_TEST(closed.reason == protocol::close_reason::too_many_errors);
+        BOOST_TEST(srv.stats().evictions_for(eviction_reason::error_limit) == 1u);
+        BOOST_TEST(srv.stats().errors_for(protocol::error_code::bad_message) == 6u,
+                   "the last one is counted too");
+
+        co_await publish(srv, "still here");
+        BOOST_TEST(payload_string(co_await bystander.read_event(), "message") == "still here");
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(slow_consumers)
+
+BOOST_AUTO_TEST_CASE(a_subscriber_that_stops_reading_is_dropped_after_the_write_timeout) {
+    auto cfg = fast_config();
+    cfg.write_timeout = 300ms;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto deaf = co_await ws_client::open(srv.port()); // subscribes, then never reads again
+        auto reader = co_await ws_client::open(srv.port());
+        co_await deaf.connect_and_subscribe();
+        co_await reader.connect_and_subscribe();
+
+        // 48 MiB: more than the loopback socket buffers of both ends can ever hold (tcp_rmem and
+        // tcp_wmem maxima are 32 and 4 MiB by default), so the deaf
+        // connection's write stalls while the reader's keeps flowing.
+        constexpr int messages = 48;
+        std::string const big(1 << 20, 'w');
+        using namespace net::experimental::awaitable_operators;
+        auto const publish_all = [&]() -> net::awaitable<void> {
+            for (int i = 0; i < messages; ++i)
+                co_await publish(srv, big);
+        };
+        auto const read_all = [&]() -> net::awaitable<int> {
+            int received = 0;
+            for (int i = 0; i < messages; ++i)
+                received += payload_string(co_await reader.read_event(), "message") == big;
+            co_return received;
+        };
+        BOOST_TEST((co_await (publish_all() && read_all())) == messages);
+
+        bool const dropped = co_await eventually(
+            [&] { return srv.stats().evictions_for(eviction_reason::write_timeout) == 1u; }, 5s);
+        BOOST_TEST(dropped, "the stalled connection was dropped");
+        BOOST_TEST(srv.connections().connections() == 1u);
+        BOOST_TEST(srv.connections().subscribers() == 1u);
+        co_await publish(srv, "after");
+        BOOST_TEST(payload_string(co_await reader.read_event(), "message") == "after");
+    });
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(closing_errors)

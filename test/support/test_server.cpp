@@ -78,4 +78,13 @@ net::awaitable<void> pause(std::chrono::milliseconds how_long) {
     co_await timer.async_wait(use_nothrow);
 }
 
+net::awaitable<bool> eventually(std::function<bool()> condition, std::chrono::milliseconds limit) {
+    auto const deadline = std::chrono::steady_clock::now() + limit;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= deadline) co_return false;
+        co_await pause(10ms);
+    }
+    co_return true;
+}
+
 } // namespace wolf::test

@@ -37,4 +37,10 @@ void run_with_server(config cfg, std::vector<std::string> quotes,
 /** Waits without blocking the io_context (for pacing a client, never for awaiting an event). */
 net::awaitable<void> pause(std::chrono::milliseconds how_long);
 
+/**
+ * For server-side state no client can observe as an event (a drop without a closing handshake):
+ * re-checks `condition` every 10 ms and returns whether it held within `limit`.
+ */
+net::awaitable<bool> eventually(std::function<bool()> condition, std::chrono::milliseconds limit);
+
 } // namespace wolf::test
