@@ -11,6 +11,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
+#include <optional>
 #include <set>
 
 using namespace wolf;
@@ -24,6 +25,39 @@ namespace {
 net::awaitable<void> publish(server& srv, std::string text) {
     broadcast_message message{std::move(text), broadcast_message::origin::publish};
     BOOST_REQUIRE(co_await srv.broadcast().publish(std::move(message)));
+}
+
+/**
+ * A client frame written byte by byte, bypassing the client's WebSocket layer: `first` is FIN/RSV/opcode,
+ * then the payload length in the shortest form (or `length` forced to the 64-bit form), the mask bit as
+ * asked, a zero masking key (the payload goes out as is) and the payload.
+ */
+std::string raw_frame(std::uint8_t first, std::string_view payload, bool masked = true,
+                      std::optional<std::uint64_t> length = std::nullopt) {
+    std::string frame(1, static_cast<char>(first));
+    auto const mask_bit = static_cast<std::uint8_t>(masked ? 0x80 : 0);
+    auto const size = length.value_or(payload.size());
+    if (!length && size < 126) {
+        frame += static_cast<char>(mask_bit | size);
+    } else if (!length && size < 65536) {
+        frame += static_cast<char>(mask_bit | 126);
+        frame += static_cast<char>(size >> 8);
+        frame += static_cast<char>(size & 0xff);
+    } else {
+        frame += static_cast<char>(mask_bit | 127);
+        for (int shift = 56; shift >= 0; shift -= 8)
+            frame += static_cast<char>((size >> shift) & 0xff);
+    }
+    if (masked) frame.append(4, '\0');
+    frame += payload;
+    return frame;
+}
+
+/** Writes bytes under the client's WebSocket layer, as a broken or hostile client would. */
+net::awaitable<void> send_raw(ws_client& client, std::string bytes) {
+    auto [ec, n] =
+        co_await net::async_write(beast::get_lowest_layer(client.stream()), net::buffer(bytes), use_nothrow);
+    BOOST_REQUIRE_MESSAGE(!ec, "raw write: " << ec.message());
 }
 
 std::string error_code_of(boost::json::object const& event) {
@@ -388,6 +422,61 @@ BOOST_AUTO_TEST_CASE(invalid_messages_count_towards_the_rate_limit) {
             co_await client.send_text("garbage");
         BOOST_TEST((co_await client.read_close()).code == close_code::policy_violation);
     });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(malformed_frames)
+
+// Beast rejects each of these while reading; the server must answer with the right close code, keep
+// everyone else served and take the connection out of its books.
+void check_rejected_frame(std::string bytes, std::uint16_t expected_code) {
+    run_with_server(fast_config(), [&](server& srv) -> net::awaitable<void> {
+        auto bystander = co_await ws_client::open(srv.port());
+        co_await bystander.connect_and_subscribe();
+        auto client = co_await ws_client::open(srv.port());
+        co_await client.connect_and_subscribe();
+
+        co_await send_raw(client, bytes);
+        BOOST_TEST((co_await client.read_close()).code == expected_code);
+        BOOST_TEST(co_await eventually([&] { return srv.connections().live() == 1u; }, 5s),
+                   "the session ended and left the registry");
+        BOOST_TEST(srv.connections().subscribers() == 1u);
+        co_await publish(srv, "unharmed");
+        BOOST_TEST(payload_string(co_await bystander.read_event(), "message") == "unharmed");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_control_frame_over_125_bytes_closes_with_1002) {
+    check_rejected_frame(raw_frame(0x89, std::string(126, 'p')), 1002); // ping, FIN
+}
+
+BOOST_AUTO_TEST_CASE(a_fragmented_control_frame_closes_with_1002) {
+    check_rejected_frame(raw_frame(0x09, "ping"), 1002); // ping without FIN
+}
+
+BOOST_AUTO_TEST_CASE(an_unmasked_client_frame_closes_with_1002) {
+    check_rejected_frame(raw_frame(0x81, R"({"type":"ping"})", false), 1002);
+}
+
+BOOST_AUTO_TEST_CASE(reserved_bits_without_an_extension_close_with_1002) {
+    check_rejected_frame(raw_frame(0xC1, "{}"), 1002); // RSV1: no permessage-deflate was agreed
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_opcode_closes_with_1002) {
+    check_rejected_frame(raw_frame(0x83, "{}"), 1002);
+}
+
+BOOST_AUTO_TEST_CASE(a_continuation_without_a_first_fragment_closes_with_1002) {
+    check_rejected_frame(raw_frame(0x80, "{}"), 1002);
+}
+
+BOOST_AUTO_TEST_CASE(a_close_frame_with_a_one_byte_payload_closes_with_1002) {
+    check_rejected_frame(raw_frame(0x88, "x"), 1002);
+}
+
+BOOST_AUTO_TEST_CASE(a_declared_length_of_2_to_the_62_closes_with_1009_before_any_payload) {
+    check_rejected_frame(raw_frame(0x81, "", true, std::uint64_t{1} << 62), close_code::too_big);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
