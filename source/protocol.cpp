@@ -60,9 +60,8 @@ std::variant<client_event, protocol_error> parse_client_event(std::string_view t
     if (shown.size() < name.size())
         while (!shown.empty() && (static_cast<unsigned char>(name[shown.size()]) & 0xC0) == 0x80)
             shown.remove_suffix(1);
-    std::string message = "unknown event type \"";
-    message.append(shown).append("\"");
-    return protocol_error{error_code::unknown_type, std::move(message)};
+    // Quoted and escaped as a JSON string, so control characters never reach a log line raw.
+    return protocol_error{error_code::unknown_type, "unknown event type " + json::serialize(shown)};
 }
 
 std::optional<protocol_error> check_client_event(client_event const& event, std::string_view own_id,
