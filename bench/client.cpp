@@ -1,0 +1,281 @@
+#include "client.hpp"
+
+#include "async.hpp"
+#include "protocol.hpp"
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+
+namespace wolf::bench {
+namespace {
+
+std::string make_event(std::string_view type, std::string_view id) {
+    return boost::json::serialize(boost::json::object{{"type", type}, {"payload", {{"id", id}}}});
+}
+
+/** A parsed server event: its type and the one payload string a caller asks for. */
+struct parsed_event {
+    std::string type;
+    std::string field;
+};
+
+std::optional<parsed_event> parse_event(std::string_view frame, std::string_view field) {
+    boost::json::error_code ec;
+    auto const value = boost::json::parse(frame, ec);
+    if (ec || !value.is_object()) return std::nullopt;
+    auto const& object = value.get_object();
+    auto const* type = object.if_contains("type");
+    if (!type || !type->is_string()) return std::nullopt;
+    parsed_event event{std::string(type->get_string()), {}};
+    if (auto const* payload = object.if_contains("payload"); payload && payload->is_object())
+        if (auto const* text = payload->get_object().if_contains(field); text && text->is_string())
+            event.field = std::string(text->get_string());
+    return event;
+}
+
+std::string_view frame_text(beast::flat_buffer const& buffer) {
+    return {static_cast<char const*>(buffer.data().data()), buffer.size()};
+}
+
+} // namespace
+
+std::string_view to_string(session_status status) noexcept {
+    switch (status) {
+    case session_status::running:
+        return "running";
+    case session_status::completed:
+        return "completed";
+    case session_status::connect_failed:
+        return "connect_failed";
+    case session_status::handshake_failed:
+        return "handshake_failed";
+    case session_status::protocol_failed:
+        return "protocol_failed";
+    case session_status::closed_by_server:
+        return "closed_by_server";
+    case session_status::io_failed:
+        return "io_failed";
+    }
+    return "unknown";
+}
+
+std::optional<std::string_view> quick_event_type(std::string_view frame) noexcept {
+    constexpr std::string_view prefix = R"({"type":")";
+    if (!frame.starts_with(prefix)) return std::nullopt;
+    auto const rest = frame.substr(prefix.size());
+    auto const end = rest.find_first_of("\"\\");
+    if (end == std::string_view::npos || rest[end] != '"') return std::nullopt;
+    return rest.substr(0, end);
+}
+
+client_session::client_session(net::any_io_executor executor, session_options options, session_hooks hooks)
+    : options_(std::move(options))
+    , hooks_(std::move(hooks))
+    , ws_(executor)
+    , timer_(executor) {
+}
+
+void client_session::leave() {
+    net::post(ws_.get_executor(), [self = shared_from_this()] { self->request_leave(); });
+}
+
+void client_session::request_leave() {
+    if (leave_requested_) return;
+    leave_requested_ = true;
+    timer_.cancel(); // wakes the writer, which sends `disconnect`
+}
+
+void client_session::fail(session_status status, std::string detail) {
+    // The first failure is the cause; what follows from it is not reported over it.
+    if (report_.status != session_status::running) return;
+    report_.status = status;
+    report_.detail = std::move(detail);
+}
+
+void client_session::abort() {
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+}
+
+net::awaitable<session_report> client_session::run() {
+    using namespace net::experimental::awaitable_operators;
+    auto const self = shared_from_this(); // the frame keeps the session alive, whoever else lets go
+    report_.started = steady_clock::now();
+    if (co_await open()) {
+        if (hooks_.on_joined) hooks_.on_joined();
+        // One reader and one writer: Beast allows one read and one write in flight on a stream. Neither
+        // throws; the reader's end wakes the writer, the writer's end never cancels the reader.
+        auto both = read_loop() && write_loop(); // named, not a temporary inside co_await (GCC 12, PR 99576)
+        co_await std::move(both);
+    }
+    abort(); // no-op after a clean close; frees the descriptor at once after a failure
+    report_.ended = steady_clock::now();
+    if (report_.status == session_status::running) report_.status = session_status::completed;
+    co_return report_;
+}
+
+net::awaitable<bool> client_session::open() {
+    auto& tcp = beast::get_lowest_layer(ws_);
+    tcp.expires_after(options_.handshake_timeout);
+    if (auto [ec] = co_await tcp.async_connect(options_.endpoint, use_nothrow); ec) {
+        fail(session_status::connect_failed, "connect: " + ec.message());
+        co_return false;
+    }
+    beast::error_code ignored;
+    tcp.socket().set_option(net::ip::tcp::no_delay(true), ignored);
+    tcp.expires_never(); // from here the WebSocket stream's own timeouts apply
+    ws_.set_option(websocket::stream_base::timeout{options_.handshake_timeout, options_.idle_timeout, true});
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::request_type& req) { req.set(http::field::user_agent, "wolf-bench"); }));
+
+    websocket::response_type response;
+    if (auto [ec] = co_await ws_.async_handshake(response, options_.host, options_.target, use_nothrow); ec) {
+        fail(session_status::handshake_failed,
+             "handshake: " + ec.message() + " (HTTP " + std::to_string(response.result_int()) + ")");
+        co_return false;
+    }
+    ws_.text(true);
+
+    // `initial` carries the id every later event must repeat.
+    if (auto [ec, n] = co_await ws_.async_read(buffer_, use_nothrow); ec) {
+        fail(session_status::io_failed, "read initial: " + ec.message());
+        co_return false;
+    }
+    ++report_.frames;
+    auto const initial = parse_event(frame_text(buffer_), "id");
+    buffer_.consume(buffer_.size());
+    if (!initial || initial->type != protocol::event::initial || initial->field.empty()) {
+        fail(session_status::protocol_failed, "the first frame is not `initial` with an id");
+        co_return false;
+    }
+    report_.id = initial->field;
+    ping_ = make_event(protocol::event::ping, report_.id);
+    disconnect_ = make_event(protocol::event::disconnect, report_.id);
+
+    auto const connect = make_event(protocol::event::connect, report_.id);
+    if (!co_await send(connect)) co_return false;
+    if (options_.subscribe) {
+        auto const subscribe = make_event(protocol::event::subscribe, report_.id);
+        if (!co_await send(subscribe)) co_return false;
+        // Nothing else is due before the confirmation: no wisdom before subscribing, no error if we are
+        // right.
+        if (auto [ec, n] = co_await ws_.async_read(buffer_, use_nothrow); ec) {
+            fail(session_status::io_failed, "read subscribe_confirmation: " + ec.message());
+            co_return false;
+        }
+        ++report_.frames;
+        auto const confirmation = parse_event(frame_text(buffer_), "status");
+        if (!confirmation || confirmation->type != protocol::event::subscribe_confirmation ||
+            confirmation->field != "ok") {
+            fail(session_status::protocol_failed, "expected subscribe_confirmation ok, got: " +
+                                                      std::string(frame_text(buffer_).substr(0, 200)));
+            co_return false;
+        }
+        buffer_.consume(buffer_.size());
+    }
+    report_.joined = steady_clock::now();
+    co_return true;
+}
+
+net::awaitable<bool> client_session::send(std::string const& text) {
+    auto [ec, n] = co_await ws_.async_write(net::buffer(text), use_nothrow);
+    if (ec) fail(session_status::io_failed, "write: " + ec.message());
+    co_return !ec;
+}
+
+net::awaitable<void> client_session::read_loop() {
+    for (;;) {
+        auto [ec, n] = co_await ws_.async_read(buffer_, use_nothrow);
+        if (ec) {
+            auto const& reason = ws_.reason();
+            report_.close_code = static_cast<std::uint16_t>(reason.code);
+            report_.close_reason = reason.reason.c_str();
+            if (ec == websocket::error::closed) {
+                if (!leave_requested_ || reason.code != websocket::close_code::normal)
+                    fail(session_status::closed_by_server,
+                         "closed by the server with " + std::to_string(report_.close_code) +
+                             (report_.close_reason.empty() ? "" : " " + report_.close_reason));
+            } else {
+                fail(session_status::io_failed, "read: " + ec.message());
+            }
+            break;
+        }
+        auto const now = steady_clock::now();
+        ++report_.frames;
+        auto const frame = frame_text(buffer_);
+        auto type = quick_event_type(frame);
+        std::optional<parsed_event> parsed;
+        if (!type || *type != protocol::event::wisdom_distribution) {
+            parsed = parse_event(frame, "code");
+            type = parsed ? std::optional<std::string_view>(parsed->type) : std::nullopt;
+        }
+        if (type == protocol::event::wisdom_distribution) {
+            ++report_.wisdom;
+            if (hooks_.on_wisdom) hooks_.on_wisdom(frame, now);
+            if (options_.leave_after_wisdom != 0 && report_.wisdom >= options_.leave_after_wisdom)
+                request_leave();
+        } else if (type == protocol::event::error) {
+            // We broke the contract somewhere: the session fails, but it still leaves cleanly.
+            ++report_.errors;
+            fail(session_status::protocol_failed, "error event: " + parsed->field);
+        } else if (type != protocol::event::subscribe_confirmation) {
+            fail(session_status::protocol_failed, "unexpected frame: " + std::string(frame.substr(0, 200)));
+        }
+        buffer_.consume(buffer_.size());
+    }
+    reader_done_ = true;
+    timer_.cancel(); // the writer has nothing left to do
+}
+
+net::awaitable<void> client_session::write_loop() {
+    auto next_ping = report_.joined + options_.ping_period;
+    auto const leave_at = options_.hold ? report_.joined + *options_.hold : steady_clock::time_point::max();
+    // leave_requested_ and reader_done_ are set on this executor and checked right before each wait, so a
+    // cancel() can never fall between the check and the wait.
+    while (!leave_requested_ && !reader_done_) {
+        timer_.expires_at(std::min(next_ping, leave_at));
+        co_await timer_.async_wait(use_nothrow);
+        if (leave_requested_ || reader_done_) break;
+        auto const now = steady_clock::now();
+        if (now >= leave_at) break;
+        if (now < next_ping) continue;
+        if (!co_await send(ping_)) break;
+        next_ping += options_.ping_period;
+        if (next_ping <= now) next_ping = now + options_.ping_period; // late (a stalled thread): no burst
+    }
+    if (reader_done_) co_return;
+
+    report_.leaving = steady_clock::now();
+    leave_requested_ = true;
+    if (!co_await send(disconnect_)) {
+        abort();
+        co_return;
+    }
+    // The server answers `disconnect` with close 1000; the reader completes that handshake. A server that
+    // never closes is dropped after the handshake timeout.
+    if (reader_done_) co_return; // the close arrived while `disconnect` was being written
+    timer_.expires_after(options_.handshake_timeout);
+    co_await timer_.async_wait(use_nothrow);
+    if (!reader_done_) {
+        fail(session_status::io_failed, "no close within the handshake timeout after `disconnect`");
+        abort();
+    }
+}
+
+void spawn_session(net::any_io_executor executor, std::shared_ptr<client_session> session,
+                   std::function<void(session_report const&)> done) {
+    // Created and started on the session's own executor, so its coroutine frames never cross threads.
+    net::post(executor, [executor, session = std::move(session), done = std::move(done)]() mutable {
+        net::co_spawn(executor, session->run(),
+                      [done = std::move(done)](std::exception_ptr error, session_report report) {
+                          if (error) std::rethrow_exception(error); // a bug, not I/O: loud
+                          done(report);
+                      });
+    });
+}
+
+} // namespace wolf::bench
