@@ -135,6 +135,10 @@ net::awaitable<void> run_http_session(net::ip::tcp::socket socket, shared_state&
         stream.expires_after(state.cfg.handshake_timeout);
         auto const [read_ec, read_size] = co_await http::async_read(stream, buffer, parser, use_nothrow);
         if (read_ec) {
+            if (read_ec == beast::error::timeout) {
+                ++state.stats.http_timeouts_total;
+                log_debug("http request not complete within --handshake-timeout: closed");
+            }
             // Malformed requests get an answer; a peer that left or timed out gets nothing.
             std::optional<http::status> status;
             if (read_ec == http::error::header_limit)

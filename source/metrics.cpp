@@ -33,6 +33,10 @@ std::string render_prometheus(metrics const& m, registry const& r) {
     out << "wolf_wisdom_sent_total " << m.wisdom_sent_total << '\n';
     family("wolf_wisdom_dropped_total", "counter", "wisdom_distribution frames dropped on a full queue.");
     out << "wolf_wisdom_dropped_total " << m.wisdom_dropped_total << '\n';
+    family(
+        "wolf_http_timeouts_total", "counter",
+        "HTTP requests (and upgrades) not complete within --handshake-timeout; the connection was closed.");
+    out << "wolf_http_timeouts_total " << m.http_timeouts_total << '\n';
     family("wolf_evictions_total", "counter", "Connections closed by the server, by reason.");
     for (std::size_t i = 0; i < eviction_reason_count; ++i)
         out << "wolf_evictions_total{reason=\"" << to_string(static_cast<eviction_reason>(i)) << "\"} "

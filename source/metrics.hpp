@@ -31,6 +31,7 @@ struct metrics {
     std::uint64_t broadcast_ticks_total = 0;
     std::uint64_t wisdom_sent_total = 0;
     std::uint64_t wisdom_dropped_total = 0;
+    std::uint64_t http_timeouts_total = 0; // HTTP requests not complete within --handshake-timeout
     std::array<std::uint64_t, eviction_reason_count> evictions{};
     std::array<std::uint64_t, protocol::error_code_count> protocol_errors{};
 

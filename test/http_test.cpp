@@ -233,6 +233,7 @@ BOOST_AUTO_TEST_CASE(a_slow_request_is_closed_after_the_handshake_timeout) {
         auto const res = co_await raw_exchange(srv.port(), "GET / HTTP/1.1\r\nHost: x\r\n");
         BOOST_TEST(res.empty());
         BOOST_TEST((std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(250)));
+        BOOST_TEST(srv.stats().http_timeouts_total == 1u);
     });
 }
 
