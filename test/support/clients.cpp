@@ -23,6 +23,8 @@ net::awaitable<beast::tcp_stream> connect_tcp(std::uint16_t port) {
     beast::tcp_stream stream(co_await net::this_coro::executor);
     auto [ec] = co_await stream.async_connect(local(port), use_nothrow);
     BOOST_REQUIRE_MESSAGE(!ec, "connect to port " << port << ": " << ec.message());
+    // Like a browser: back-to-back events (connect, subscribe) must not wait for a delayed ACK.
+    stream.socket().set_option(net::ip::tcp::no_delay(true));
     co_return stream;
 }
 
