@@ -6,6 +6,7 @@
 #include "async.hpp"
 #include "client.hpp"
 #include "config.hpp"
+#include "option_values.hpp"
 #include "probe.hpp"
 #include "proc_stats.hpp"
 
@@ -61,25 +62,9 @@ struct soak_options {
     std::size_t concurrency = 200; // subscriber handshakes in flight during the ramp
 };
 
-struct bad_value : po::error {
-    bad_value(std::string const& option, std::string const& value, std::string const& expected)
-        : po::error("--" + option + ": '" + value + "' is not " + expected) {}
-};
-
-std::uint64_t parse_count(std::string const& option, std::string const& text, std::uint64_t min,
-                          std::uint64_t max) {
-    std::uint64_t value = 0;
-    auto const [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size() || value < min || value > max)
-        throw bad_value(option, text,
-                        "a whole number from " + std::to_string(min) + " to " + std::to_string(max));
-    return value;
-}
-
-milliseconds parse_duration_option(std::string const& option, std::string const& text) {
-    if (auto d = wolf::parse_duration(text)) return *d;
-    throw bad_value(option, text, "a positive duration (e.g. 30s, 2m; a bare number means seconds)");
-}
+using wolf::parse_count;
+using wolf::parse_duration_option;
+using bad_value = wolf::bad_option_value;
 
 /** The options, or the exit code for --help (0) and a bad command line (2, one line on stderr). */
 std::variant<soak_options, int> parse_command_line(int argc, char* argv[]) {

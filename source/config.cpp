@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include "option_values.hpp"
+
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <cmath>
@@ -49,28 +51,23 @@ std::string format_duration(duration d) {
     return std::to_string(ms) + "ms";
 }
 
-namespace {
-
-/** Thrown for a value Program_options accepted as text but we do not; caught as po::error. */
-struct bad_value : po::error {
-    bad_value(std::string const& option, std::string const& value, std::string const& expected)
-        : po::error("--" + option + ": '" + value + "' is not " + expected) {}
-};
-
 std::uint64_t parse_count(std::string const& option, std::string const& text, std::uint64_t min,
                           std::uint64_t max) {
     std::uint64_t value = 0;
     auto const [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc{} || end != text.data() + text.size() || value < min || value > max)
-        throw bad_value(option, text,
-                        "a whole number from " + std::to_string(min) + " to " + std::to_string(max));
+        throw bad_option_value(option, text,
+                               "a whole number from " + std::to_string(min) + " to " + std::to_string(max));
     return value;
 }
 
 duration parse_duration_option(std::string const& option, std::string const& text) {
     if (auto d = parse_duration(text)) return *d;
-    throw bad_value(option, text, "a positive duration (e.g. 250ms, 5s, 1m; a bare number means seconds)");
+    throw bad_option_value(option, text,
+                           "a positive duration (e.g. 250ms, 5s, 1m; a bare number means seconds)");
 }
+
+namespace {
 
 po::options_description describe_options() {
     config const defaults;
@@ -133,7 +130,7 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
 
         auto const text = [&](char const* name) { return vm[name].as<std::string>(); };
         cfg.host = text("host");
-        if (cfg.host.empty()) throw bad_value("host", cfg.host, "an address");
+        if (cfg.host.empty()) throw bad_option_value("host", cfg.host, "an address");
         cfg.port = static_cast<std::uint16_t>(parse_count("port", text("port"), 0, 65535));
         cfg.interval = parse_duration_option("interval", text("interval"));
         cfg.ping_timeout = parse_duration_option("ping-timeout", text("ping-timeout"));
@@ -147,10 +144,12 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
         cfg.handshake_timeout = parse_duration_option("handshake-timeout", text("handshake-timeout"));
         cfg.write_timeout = parse_duration_option("write-timeout", text("write-timeout"));
         auto const level = parse_log_level(text("log-level"));
-        if (!level) throw bad_value("log-level", text("log-level"), "one of debug, info, warn, error, off");
+        if (!level)
+            throw bad_option_value("log-level", text("log-level"), "one of debug, info, warn, error, off");
         cfg.level = *level;
-        if (vm.count("quotes") && cfg.quotes_file.empty()) throw bad_value("quotes", "", "a file name");
-        if (vm.count("assets") && cfg.assets_dir.empty()) throw bad_value("assets", "", "a directory");
+        if (vm.count("quotes") && cfg.quotes_file.empty())
+            throw bad_option_value("quotes", "", "a file name");
+        if (vm.count("assets") && cfg.assets_dir.empty()) throw bad_option_value("assets", "", "a directory");
     } catch (po::error const& e) {
         return {std::nullopt, 2, std::string("wolf-wisdom: ") + e.what() + " (see --help)\n"};
     }

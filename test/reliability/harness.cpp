@@ -279,19 +279,7 @@ std::optional<std::int64_t> log_ms_between(std::string_view earlier, std::string
 
 void run_coro(std::function<net::awaitable<void>()> body, std::chrono::milliseconds deadline) {
     net::io_context ioc;
-    bool finished = false;
-    std::exception_ptr failure;
-    net::co_spawn(ioc, body(), [&](std::exception_ptr e) {
-        finished = true;
-        failure = e;
-    });
-    auto const until = std::chrono::steady_clock::now() + deadline;
-    while (!finished && !ioc.stopped() && std::chrono::steady_clock::now() < until)
-        ioc.run_one_until(until);
-    if (failure) std::rethrow_exception(failure);
-    BOOST_REQUIRE_MESSAGE(finished, "the test did not finish within its deadline");
-    ioc.run_for(5s);
-    BOOST_TEST(ioc.stopped(), "operations were still pending 5 s after the test body returned");
+    run_to_completion(ioc, body(), deadline);
 }
 
 } // namespace wolf::test

@@ -44,33 +44,34 @@ void run_with_server(config cfg, std::vector<std::string> quotes,
                quote_deck(std::move(quotes), 42));
     srv.start();
 
+    auto const test = [&]() -> net::awaitable<void> {
+        std::exception_ptr body_failure;
+        try {
+            co_await body(srv);
+        } catch (...) {
+            body_failure = std::current_exception();
+        }
+        co_await srv.shutdown();
+        if (body_failure) std::rethrow_exception(body_failure);
+    };
+    // Whatever is left after the shutdown (sessions finishing their close) must end by itself.
+    run_to_completion(ioc, test(), deadline);
+}
+
+void run_to_completion(net::io_context& ioc, net::awaitable<void> task, std::chrono::milliseconds deadline) {
     bool finished = false;
     std::exception_ptr failure;
-    net::co_spawn(
-        ioc,
-        [&]() -> net::awaitable<void> {
-            std::exception_ptr body_failure;
-            try {
-                co_await body(srv);
-            } catch (...) {
-                body_failure = std::current_exception();
-            }
-            co_await srv.shutdown();
-            if (body_failure) std::rethrow_exception(body_failure);
-        },
-        [&](std::exception_ptr e) {
-            finished = true;
-            failure = e;
-        });
-
+    net::co_spawn(ioc, std::move(task), [&](std::exception_ptr e) {
+        finished = true;
+        failure = e;
+    });
     auto const until = std::chrono::steady_clock::now() + deadline;
     while (!finished && !ioc.stopped() && std::chrono::steady_clock::now() < until)
         ioc.run_one_until(until);
     if (failure) std::rethrow_exception(failure);
     BOOST_REQUIRE_MESSAGE(finished, "the test did not finish within its deadline");
-    // Whatever is left after the shutdown (sessions finishing their close) must end by itself.
     ioc.run_for(5s);
-    BOOST_TEST(ioc.stopped(), "operations were still pending 5 s after the server shut down");
+    BOOST_TEST(ioc.stopped(), "operations were still pending 5 s after the test finished");
 }
 
 net::awaitable<void> pause(std::chrono::milliseconds how_long) {

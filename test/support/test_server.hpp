@@ -5,6 +5,7 @@
 #include "server.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -33,6 +34,12 @@ void run_with_server(config cfg, std::function<net::awaitable<void>(server&)> bo
 void run_with_server(config cfg, std::vector<std::string> quotes,
                      std::function<net::awaitable<void>(server&)> body,
                      std::chrono::milliseconds deadline = 30s);
+
+/**
+ * Runs `task` on `ioc` until it finishes, failing the test if `deadline` passes first, rethrows what it
+ * threw, then requires everything else on `ioc` to end by itself within 5 s (nothing leaked).
+ */
+void run_to_completion(net::io_context& ioc, net::awaitable<void> task, std::chrono::milliseconds deadline);
 
 /** Waits without blocking the io_context (for pacing a client, never for awaiting an event). */
 net::awaitable<void> pause(std::chrono::milliseconds how_long);
