@@ -109,7 +109,8 @@ BOOST_AUTO_TEST_CASE(unknown_type_echo_is_cut_on_a_character_boundary) {
 
 BOOST_AUTO_TEST_CASE(unknown_type_echo_is_escaped_so_it_stays_one_line) {
     // Found by reading the fuzzer's output: the decoded type once reached the debug log raw.
-    auto const result = parse_client_event(R"({"type":"howl\n2026-01-01 info  forged\"","payload":{"id":"x"}})");
+    auto const result =
+        parse_client_event(R"({"type":"howl\n2026-01-01 info  forged\"","payload":{"id":"x"}})");
     auto const* error = std::get_if<protocol_error>(&result);
     BOOST_REQUIRE(error);
     BOOST_TEST(error->message == R"(unknown event type "howl\n2026-01-01 info  forged\"")");
