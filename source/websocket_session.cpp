@@ -47,7 +47,7 @@ std::uint32_t millis_since_epoch(steady_clock::time_point t) noexcept {
  *
  * Writes: a bounded queue of shared frames drained by a chain of async_write calls that starts when
  * the queue becomes non-empty, so an idle connection costs no parked coroutine. The frame at the
- * front is the one on the wire while writing_ is true; it is popped only when that write completes.
+ * front is the one on the wire while writing() is true; it is popped only when that write completes.
  */
 class websocket_session final : public peer, public std::enable_shared_from_this<websocket_session> {
 public:
@@ -71,9 +71,11 @@ public:
     bool transport_closing() const noexcept override { return !closing_ && !ended_ && !ws_.is_open(); }
 
 private:
+    // The write start time the watchdog reads is the one record of a write in flight.
+    bool writing() const noexcept { return write_pending_since().has_value(); }
     void enqueue(shared_frame frame) {
         queue_.push_back(std::move(frame));
-        if (!writing_) write_front();
+        if (!writing()) write_front();
     }
     void reply(shared_frame frame);
     void write_front();
@@ -89,7 +91,6 @@ private:
     websocket::stream<beast::tcp_stream> ws_;
     shared_state& state_;
     std::deque<shared_frame> queue_;
-    bool writing_ = false;
     bool closing_ = false;
     bool ended_ = false;
     std::optional<net::steady_timer> close_deadline_; // made only when a close begins
@@ -251,14 +252,12 @@ void websocket_session::close(std::uint16_t code, std::string_view reason) {
 }
 
 void websocket_session::write_front() {
-    writing_ = true;
     write_began(steady_clock::now());
     ws_.async_write(net::buffer(*queue_.front()),
                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
 }
 
 void websocket_session::on_write(beast::error_code ec) {
-    writing_ = false;
     write_ended();
     queue_.pop_front();
     if (ec) {
@@ -271,7 +270,7 @@ void websocket_session::on_write(beast::error_code ec) {
 
 void websocket_session::drop_unsent() {
     // Keep the frame whose write is in flight: its buffer must live until the write completes.
-    queue_.erase(queue_.begin() + (writing_ ? 1 : 0), queue_.end());
+    queue_.erase(queue_.begin() + (writing() ? 1 : 0), queue_.end());
 }
 
 void websocket_session::log_end(beast::error_code ec) {
