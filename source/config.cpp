@@ -103,7 +103,14 @@ po::options_description describe_options() {
         ("write-timeout", po::value<std::string>()->default_value(format_duration(defaults.write_timeout)),
          "drop a connection whose socket accepts no data for this long")
         ("log-level", po::value<std::string>()->default_value(std::string(to_string(defaults.level))),
-         "debug, info, warn, error or off");
+         "debug, info, warn, error or off")
+        ("log-format", po::value<std::string>()->default_value(std::string(to_string(defaults.format))),
+         "text (one line: time level event key=value...) or json (one object per line)")
+        ("tls-cert", po::value<std::string>()->value_name("FILE"),
+         "PEM certificate (chain); with --tls-key the port serves HTTPS and wss:// only")
+        ("tls-key", po::value<std::string>()->value_name("FILE"), "PEM private key for --tls-cert")
+        ("admin-token", po::value<std::string>()->value_name("TOKEN"),
+         "bearer token for POST /api/wisdom and GET /api/stats (unset: the admin API is off)");
     // clang-format on
     return options;
 }
@@ -147,6 +154,20 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
         if (!level)
             throw bad_option_value("log-level", text("log-level"), "one of debug, info, warn, error, off");
         cfg.level = *level;
+        auto const format = parse_log_format(text("log-format"));
+        if (!format) throw bad_option_value("log-format", text("log-format"), "text or json");
+        cfg.format = *format;
+        if (vm.count("tls-cert")) cfg.tls_cert = text("tls-cert");
+        if (vm.count("tls-key")) cfg.tls_key = text("tls-key");
+        if (vm.count("tls-cert") != vm.count("tls-key") || (vm.count("tls-cert") && cfg.tls_cert.empty()) ||
+            (vm.count("tls-key") && cfg.tls_key.empty()))
+            throw bad_option_value(vm.count("tls-cert") ? "tls-key" : "tls-cert", "",
+                                   "a file; --tls-cert and --tls-key go together");
+        if (vm.count("admin-token")) {
+            cfg.admin_token = text("admin-token");
+            if (cfg.admin_token.size() < 16)
+                throw bad_option_value("admin-token", "(hidden)", "at least 16 characters");
+        }
         if (vm.count("quotes") && cfg.quotes_file.empty())
             throw bad_option_value("quotes", "", "a file name");
         if (vm.count("assets") && cfg.assets_dir.empty()) throw bad_option_value("assets", "", "a directory");

@@ -28,6 +28,10 @@ struct config {
     duration handshake_timeout{10000}; // whole HTTP request / WebSocket upgrade, and the closing handshake
     duration write_timeout{30000};     // a write making no progress this long drops the connection
     log_level level = log_level::info;
+    log_format format = log_format::text;
+    std::string tls_cert;    // PEM certificate chain; with tls_key, the port speaks HTTPS and wss:// only
+    std::string tls_key;     // PEM private key
+    std::string admin_token; // empty: the admin API (/api/wisdom, /api/stats) is off
 
     // A documented constant, not a flag: tests shorten it.
     duration shutdown_grace{5000}; // how long shutdown waits for closing handshakes

@@ -26,6 +26,16 @@ std::string_view to_string(log_level level) noexcept {
     return level_names.at(static_cast<std::size_t>(level));
 }
 
+std::optional<log_format> parse_log_format(std::string_view text) noexcept {
+    if (text == "text") return log_format::text;
+    if (text == "json") return log_format::json;
+    return std::nullopt;
+}
+
+std::string_view to_string(log_format format) noexcept {
+    return format == log_format::json ? "json" : "text";
+}
+
 void set_log_level(log_level level) noexcept {
     current_level.store(level, std::memory_order_relaxed);
 }

@@ -7,9 +7,13 @@
 namespace wolf {
 
 enum class log_level { debug, info, warn, error, off };
+/** text: "<ts> <level> <event> key=value ..." (logfmt); json: one object per line for log shippers. */
+enum class log_format { text, json };
 
 std::optional<log_level> parse_log_level(std::string_view text) noexcept;
 std::string_view to_string(log_level level) noexcept;
+std::optional<log_format> parse_log_format(std::string_view text) noexcept;
+std::string_view to_string(log_format format) noexcept;
 
 void set_log_level(log_level level) noexcept;
 bool log_enabled(log_level level) noexcept;
