@@ -112,20 +112,20 @@ std::variant<soak_options, int> parse_command_line(int argc, char* argv[]) {
         opt.host = text("host");
         boost::system::error_code address_ec;
         net::ip::make_address(opt.host, address_ec);
-        if (address_ec) throw bad_value("host", opt.host, "an IP address");
-        opt.port = static_cast<std::uint16_t>(parse_count("port", text("port"), 1, 65535));
-        opt.server_pid = static_cast<pid_t>(parse_count("server-pid", text("server-pid"), 1, 4'194'304));
+        if (address_ec) throw bad_value("--host", opt.host, "an IP address");
+        opt.port = static_cast<std::uint16_t>(parse_count("--port", text("port"), 1, 65535));
+        opt.server_pid = static_cast<pid_t>(parse_count("--server-pid", text("server-pid"), 1, 4'194'304));
         if (!sample_process(opt.server_pid))
-            throw bad_value("server-pid", text("server-pid"), "a process whose /proc entry we can read");
-        opt.subscribers = parse_count("subscribers", text("subscribers"), 0, 1'000'000);
-        opt.churn = parse_count("churn", text("churn"), 0, 100'000);
-        opt.duration = parse_duration_option("duration", text("duration"));
-        opt.cycles = parse_count("cycles", text("cycles"), 1, 100);
-        opt.threads = parse_count("threads", text("threads"), 1, 256);
-        opt.interval = parse_duration_option("interval", text("interval"));
-        opt.ping_period = parse_duration_option("ping-period", text("ping-period"));
-        opt.churn_hold = parse_duration_option("churn-hold", text("churn-hold"));
-        opt.concurrency = parse_count("concurrency", text("concurrency"), 1, 100'000);
+            throw bad_value("--server-pid", text("server-pid"), "a process whose /proc entry we can read");
+        opt.subscribers = parse_count("--subscribers", text("subscribers"), 0, 1'000'000);
+        opt.churn = parse_count("--churn", text("churn"), 0, 100'000);
+        opt.duration = parse_duration_option("--duration", text("duration"));
+        opt.cycles = parse_count("--cycles", text("cycles"), 1, 100);
+        opt.threads = parse_count("--threads", text("threads"), 1, 256);
+        opt.interval = parse_duration_option("--interval", text("interval"));
+        opt.ping_period = parse_duration_option("--ping-period", text("ping-period"));
+        opt.churn_hold = parse_duration_option("--churn-hold", text("churn-hold"));
+        opt.concurrency = parse_count("--concurrency", text("concurrency"), 1, 100'000);
     } catch (po::error const& e) {
         std::cerr << "wolf-soak: " << e.what() << " (see --help)\n";
         return 2;

@@ -13,11 +13,12 @@ namespace wolf {
  * server's command line and the benchmarks'.
  */
 struct bad_option_value : boost::program_options::error {
+    /** `option` is named as the user wrote it: "--port", "WOLF_PORT" or "wolf.ini: port". */
     bad_option_value(std::string const& option, std::string const& value, std::string const& expected)
-        : boost::program_options::error("--" + option + ": '" + value + "' is not " + expected) {}
+        : boost::program_options::error(option + ": '" + value + "' is not " + expected) {}
 };
 
-/** A whole number in [min, max], or bad_option_value. */
+/** A whole number in [min, max], or bad_option_value naming `option`. */
 std::uint64_t parse_count(std::string const& option, std::string const& text, std::uint64_t min,
                           std::uint64_t max);
 

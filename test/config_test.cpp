@@ -3,7 +3,13 @@
 
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 using namespace wolf;
@@ -168,6 +174,228 @@ BOOST_AUTO_TEST_CASE(unknown_flags_missing_values_and_stray_words_exit_2) {
     check_rejected({"--bogus"}, "--bogus");
     check_rejected({"--port"}, "--port");
     check_rejected({"serve"}, "positional");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+/** Sets (or unsets, with nullopt) environment variables for one test and restores them after. */
+class scoped_environment {
+public:
+    scoped_environment(std::initializer_list<std::pair<char const*, std::optional<std::string>>> values) {
+        for (auto const& [name, value] : values) {
+            char const* old = std::getenv(name);
+            saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+            if (value)
+                ::setenv(name, value->c_str(), 1);
+            else
+                ::unsetenv(name);
+        }
+    }
+    scoped_environment(scoped_environment const&) = delete;
+    scoped_environment& operator=(scoped_environment const&) = delete;
+    ~scoped_environment() {
+        for (auto const& [name, value] : saved_)
+            if (value)
+                ::setenv(name.c_str(), value->c_str(), 1);
+            else
+                ::unsetenv(name.c_str());
+    }
+
+private:
+    std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+/** A file with `text` in the temp directory, removed at the end of the test. */
+class temp_file {
+public:
+    explicit temp_file(std::string_view text) {
+        static int counter = 0;
+        path_ = std::filesystem::temp_directory_path() /
+                ("wolf-config-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + ".ini");
+        std::ofstream(path_) << text;
+    }
+    temp_file(temp_file const&) = delete;
+    temp_file& operator=(temp_file const&) = delete;
+    ~temp_file() { std::filesystem::remove(path_); }
+    std::string path() const { return path_.string(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+/** The line of --print-config output that sets `name` (or comments it out). */
+std::string printed_line(std::string const& output, std::string const& name) {
+    std::istringstream in(output);
+    for (std::string line; std::getline(in, line);)
+        if (line.starts_with(name + " ") || line.starts_with("# " + name + " ")) return line;
+    return {};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(sources)
+
+BOOST_AUTO_TEST_CASE(precedence_is_flag_then_environment_then_file_then_default) {
+    temp_file const file("port = 1001\ninterval = 3s\nmax-queue = 7\n");
+    scoped_environment const env{
+        {"WOLF_PORT", "1002"}, {"WOLF_INTERVAL", "4s"}, {"WOLF_MAX_QUEUE", std::nullopt}};
+
+    auto const all = parse({"--config", file.path(), "--port", "1003"});
+    BOOST_REQUIRE(all.cfg.has_value());
+    BOOST_TEST(all.cfg->port == 1003);              // flag over environment and file
+    BOOST_TEST(all.cfg->interval.count() == 4000);  // environment over file
+    BOOST_TEST(all.cfg->max_queue == 7u);           // file over default
+    BOOST_TEST(all.cfg->max_connections == 10000u); // default
+
+    auto const no_flag = parse({"--config", file.path()});
+    BOOST_REQUIRE(no_flag.cfg.has_value());
+    BOOST_TEST(no_flag.cfg->port == 1002);
+}
+
+BOOST_AUTO_TEST_CASE(the_file_alone_and_wolf_config_name_it) {
+    temp_file const file("# a comment\nport = 1004\nlog-level = warn   # trailing comment\nquotes = q.txt\n");
+    scoped_environment const env{{"WOLF_PORT", std::nullopt}, {"WOLF_CONFIG", file.path()}};
+    auto const result = parse({});
+    BOOST_REQUIRE(result.cfg.has_value());
+    BOOST_TEST(result.cfg->port == 1004);
+    BOOST_TEST((result.cfg->level == log_level::warn));
+    BOOST_TEST(result.cfg->quotes_file == "q.txt");
+}
+
+BOOST_AUTO_TEST_CASE(unrelated_wolf_variables_are_ignored) {
+    scoped_environment const env{{"WOLF_NOT_A_SETTING", "1"}, {"WOLF_HELP", "1"}, {"WOLF_PRINT_CONFIG", "1"}};
+    auto const result = parse({});
+    BOOST_REQUIRE(result.cfg.has_value());
+    BOOST_TEST(result.output.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_value_is_named_where_it_came_from) {
+    {
+        scoped_environment const env{{"WOLF_PORT", "http"}};
+        check_rejected({}, "WOLF_PORT: 'http'");
+    }
+    {
+        scoped_environment const env{{"WOLF_PING_TIMEOUT", "never"}};
+        check_rejected({}, "WOLF_PING_TIMEOUT");
+    }
+    {
+        scoped_environment const env{{"WOLF_PORT", "http"}};
+        auto const result = parse({"--port", "9000"}); // the flag wins, so the bad variable is never read
+        BOOST_TEST(result.cfg.has_value());
+    }
+    temp_file const file("interval = soon\n");
+    check_rejected({"--config", file.path()}, file.path() + ": interval: 'soon'");
+}
+
+BOOST_AUTO_TEST_CASE(bad_files_exit_2_with_one_line) {
+    temp_file const unknown("prot = 80\n");
+    check_rejected({"--config", unknown.path()}, unknown.path());
+    check_rejected({"--config", unknown.path()}, "prot");
+    temp_file const garbage("this is not ini\n");
+    check_rejected({"--config", garbage.path()}, garbage.path());
+    temp_file const command("help = 1\n"); // commands are not settings
+    check_rejected({"--config", command.path()}, command.path());
+    check_rejected({"--config", "/nonexistent/wolf.ini"}, "--config: cannot read '/nonexistent/wolf.ini'");
+    check_rejected({"--config", ""}, "--config");
+    scoped_environment const env{{"WOLF_CONFIG", "/nonexistent/wolf.ini"}};
+    check_rejected({}, "WOLF_CONFIG: cannot read");
+}
+
+BOOST_AUTO_TEST_CASE(every_setting_has_a_variable_and_print_config_names_the_source) {
+    scoped_environment const env{{"WOLF_HOST", "127.0.0.1"},
+                                 {"WOLF_PORT", "9002"},
+                                 {"WOLF_INTERVAL", "250ms"},
+                                 {"WOLF_PING_TIMEOUT", "1m"},
+                                 {"WOLF_QUOTES", "q.txt"},
+                                 {"WOLF_ASSETS", "ui"},
+                                 {"WOLF_MAX_CONNECTIONS", "5"},
+                                 {"WOLF_MAX_QUEUE", "8"},
+                                 {"WOLF_MAX_MESSAGE_SIZE", "1024"},
+                                 {"WOLF_MAX_ERRORS", "3"},
+                                 {"WOLF_HANDSHAKE_TIMEOUT", "2s"},
+                                 {"WOLF_WRITE_TIMEOUT", "500ms"},
+                                 {"WOLF_LOG_LEVEL", "debug"},
+                                 {"WOLF_LOG_FORMAT", "json"},
+                                 {"WOLF_TLS_CERT", "c.pem"},
+                                 {"WOLF_TLS_KEY", "k.pem"},
+                                 {"WOLF_ADMIN_TOKEN", "0123456789abcdef-secret"}};
+    auto const result = parse({"--print-config"});
+    BOOST_TEST(result.exit_code == 0);
+    BOOST_REQUIRE(!result.cfg.has_value());
+    for (std::string name :
+         {"host", "port", "interval", "ping-timeout", "quotes", "assets", "max-connections", "max-queue",
+          "max-message-size", "max-errors", "handshake-timeout", "write-timeout", "log-level", "log-format",
+          "tls-cert", "tls-key", "admin-token"}) {
+        std::string variable = "WOLF_";
+        for (char c : name)
+            variable.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
+        auto const line = printed_line(result.output, name);
+        BOOST_TEST(line.find(variable) != std::string::npos, name << ": '" << line << "'");
+    }
+    BOOST_TEST(printed_line(result.output, "interval").starts_with("interval = 250ms "));
+    BOOST_TEST(result.output.find("secret") == std::string::npos, "the admin token is never printed");
+}
+
+BOOST_AUTO_TEST_CASE(print_config_reads_back_as_a_config_file) {
+    scoped_environment const env{{"WOLF_LOG_FORMAT", "json"}};
+    auto const printed = parse({"--print-config", "--port", "9003", "--interval", "1.5s", "--quotes", "q.txt",
+                                "--max-errors", "4", "--tls-cert", "c.pem", "--tls-key", "k.pem"});
+    BOOST_REQUIRE(printed.exit_code == 0);
+    BOOST_TEST(printed_line(printed.output, "port").find("# --port") != std::string::npos);
+    BOOST_TEST(printed_line(printed.output, "log-format").find("# WOLF_LOG_FORMAT") != std::string::npos);
+    BOOST_TEST(printed_line(printed.output, "max-queue").find("# default") != std::string::npos);
+    BOOST_TEST(printed_line(printed.output, "assets").starts_with("# assets"), "unset values are comments");
+
+    temp_file const file(printed.output);
+    scoped_environment const no_env{{"WOLF_LOG_FORMAT", std::nullopt}};
+    auto const reread = parse({"--config", file.path()});
+    BOOST_REQUIRE(reread.cfg.has_value());
+    auto const& cfg = *reread.cfg;
+    BOOST_TEST(cfg.port == 9003);
+    BOOST_TEST(cfg.interval.count() == 1500);
+    BOOST_TEST(cfg.quotes_file == "q.txt");
+    BOOST_TEST(cfg.assets_dir.empty());
+    BOOST_TEST(cfg.max_errors == 4u);
+    BOOST_TEST(cfg.tls_cert == "c.pem");
+    BOOST_TEST(cfg.tls_key == "k.pem");
+    BOOST_TEST((cfg.format == log_format::json));
+    BOOST_TEST(cfg.max_queue == 64u);
+}
+
+BOOST_AUTO_TEST_CASE(print_config_rejects_what_running_would) {
+    check_rejected({"--print-config", "--port", "http"}, "--port");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(new_settings)
+
+BOOST_AUTO_TEST_CASE(log_format_tls_and_admin_token) {
+    auto const result = parse({"--log-format", "json", "--tls-cert", "c.pem", "--tls-key", "k.pem",
+                               "--admin-token", "0123456789abcdef"});
+    BOOST_REQUIRE(result.cfg.has_value());
+    BOOST_TEST((result.cfg->format == log_format::json));
+    BOOST_TEST(result.cfg->tls_cert == "c.pem");
+    BOOST_TEST(result.cfg->tls_key == "k.pem");
+    BOOST_TEST(result.cfg->admin_token == "0123456789abcdef");
+    auto const defaults = parse({});
+    BOOST_REQUIRE(defaults.cfg.has_value());
+    BOOST_TEST((defaults.cfg->format == log_format::text));
+    BOOST_TEST(defaults.cfg->tls_cert.empty());
+    BOOST_TEST(defaults.cfg->admin_token.empty());
+}
+
+BOOST_AUTO_TEST_CASE(bad_values_exit_2) {
+    check_rejected({"--log-format", "xml"}, "--log-format");
+    check_rejected({"--tls-cert", "c.pem"}, "--tls-cert needs --tls-key");
+    check_rejected({"--tls-key", "k.pem"}, "--tls-key needs --tls-cert");
+    check_rejected({"--tls-cert", "", "--tls-key", "k.pem"}, "--tls-cert");
+    check_rejected({"--admin-token", "short"}, "--admin-token");
+    auto const hidden = parse({"--admin-token", "has zebra but long enough"});
+    BOOST_TEST(hidden.exit_code == 2);
+    BOOST_TEST(hidden.output.find("zebra") == std::string::npos, "the token is not echoed");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
