@@ -28,6 +28,10 @@ net::awaitable<bool> broadcaster::publish(broadcast_message message) {
     co_return !ec;
 }
 
+bool broadcaster::try_publish(broadcast_message message) {
+    return channel_.try_send(boost::system::error_code{}, std::move(message));
+}
+
 void broadcaster::close() {
     channel_.close();
 }

@@ -36,6 +36,9 @@ public:
     /** Queues a message for the broadcaster, waiting for room; false once closed. */
     net::awaitable<bool> publish(broadcast_message message);
 
+    /** Queues a message if there is room now, without waiting; false when full or closed. */
+    bool try_publish(broadcast_message message);
+
     /** Ends run() and every publish(). */
     void close();
 

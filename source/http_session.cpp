@@ -9,6 +9,8 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/json.hpp>
+#include <cmath>
 
 namespace wolf {
 namespace {
@@ -16,6 +18,8 @@ namespace {
 constexpr std::size_t max_header_bytes = 8 * 1024;
 constexpr std::size_t max_body_bytes = 16 * 1024;
 constexpr std::string_view server_name = "wolf-wisdom/" WOLF_VERSION;
+constexpr std::string_view api_wisdom = "/api/wisdom";
+constexpr std::string_view api_stats = "/api/stats";
 
 /** The path of a request target, without query or fragment. */
 std::string_view path_of(std::string_view target) noexcept {
@@ -44,10 +48,114 @@ response make_status(http::request<http::string_body> const& request, http::stat
     return make_response(request, status, "text/plain; charset=utf-8", std::move(body));
 }
 
-/** A path the server knows: the routes of the contract and the UI's files. */
+response make_json(http::request<http::string_body> const& request, http::status status,
+                   json::object const& body) {
+    auto res = make_response(request, status, "application/json", json::serialize(body) + "\n");
+    res.set(http::field::cache_control, "no-store");
+    return res;
+}
+
+response make_method_not_allowed(http::request<http::string_body> const& request, std::string_view allow) {
+    auto res = make_status(request, http::status::method_not_allowed);
+    res.set(http::field::allow, allow);
+    return res;
+}
+
+bool admin_api_enabled(shared_state const& state) noexcept {
+    return !state.cfg.admin_token.empty();
+}
+
+/** A path the server knows: the routes of the contract, /readyz, the admin API when on, the UI's files. */
 bool is_known_path(std::string_view path, shared_state const& state) {
-    if (path == "/" || path == "/ws" || path == "/healthz" || path == "/metrics") return true;
+    if (path == "/" || path == "/ws" || path == "/healthz" || path == "/readyz" || path == "/metrics")
+        return true;
+    if (path == api_wisdom || path == api_stats) return admin_api_enabled(state);
     return path.starts_with('/') && state.assets.contains(path.substr(1));
+}
+
+/** Compares in time that depends only on the expected token's length, never on where they differ. */
+bool same_token(std::string_view given, std::string_view expected) noexcept {
+    unsigned char difference = given.size() == expected.size() ? 0 : 1;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        auto const g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+        difference |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(expected[i]));
+    }
+    // Through a volatile so the compiler cannot turn the loop into an early-exit comparison.
+    volatile unsigned char const result = difference;
+    return result == 0;
+}
+
+/** nullopt if the request carries `Authorization: Bearer <the admin token>`, else the 401 to send. */
+std::optional<response> refuse_unauthorized(http::request<http::string_body> const& request,
+                                            shared_state const& state) {
+    std::string_view const header = request[http::field::authorization];
+    constexpr std::string_view scheme = "bearer ";
+    bool const bearer =
+        header.size() > scheme.size() && beast::iequals(header.substr(0, scheme.size()), scheme);
+    auto token = bearer ? header.substr(scheme.size()) : std::string_view{};
+    token.remove_prefix(std::min(token.find_first_not_of(' '), token.size()));
+    if (bearer && same_token(token, state.cfg.admin_token)) return std::nullopt;
+
+    log_debug(header.empty() ? "admin request without a token: 401"
+                             : "admin request with a wrong token: 401");
+    auto res = make_json(request, http::status::unauthorized,
+                         {{"error", header.empty() ? "an Authorization: Bearer <token> header is required"
+                                                   : "invalid token"}});
+    res.set(http::field::www_authenticate, header.empty()
+                                               ? "Bearer realm=\"wolf-wisdom\""
+                                               : "Bearer realm=\"wolf-wisdom\", error=\"invalid_token\"");
+    return res;
+}
+
+/** POST /api/wisdom {"message": "..."}: broadcasts the message through the broadcaster, like a tick. */
+response publish_message(http::request<http::string_body> const& request, shared_state const& state) {
+    if (request.method() != http::verb::post) return make_method_not_allowed(request, "POST");
+    if (auto refusal = refuse_unauthorized(request, state)) return std::move(*refusal);
+
+    auto const bad = [&](std::string message) {
+        return make_json(request, http::status::bad_request, {{"error", std::move(message)}});
+    };
+    boost::system::error_code parse_ec;
+    auto const body = json::parse(request.body(), parse_ec);
+    if (parse_ec || !body.is_object()) return bad("the body must be a JSON object {\"message\": \"...\"}");
+    auto const* message = body.as_object().if_contains("message");
+    if (!message || !message->is_string()) return bad("\"message\" must be a string");
+    auto const& text = message->get_string();
+    if (text.empty()) return bad("\"message\" is empty");
+    if (text.size() > state.cfg.max_message_size)
+        return bad("\"message\" is longer than --max-message-size (" +
+                   std::to_string(state.cfg.max_message_size) + " bytes)");
+
+    if (state.shutting_down || !state.publish || !state.publish(std::string(text))) {
+        auto res = make_json(request, http::status::service_unavailable,
+                             {{"error", state.shutting_down ? "shutting down" : "the broadcaster is busy"}});
+        res.set(http::field::retry_after, "1");
+        return res;
+    }
+    return make_json(request, http::status::accepted,
+                     {{"status", "accepted"}, {"subscribers", state.connections.subscribers()}});
+}
+
+/** GET /api/stats: the figures an operator's script wants without parsing Prometheus text. */
+response stats(http::request<http::string_body> const& request, shared_state const& state) {
+    if (auto refusal = refuse_unauthorized(request, state)) return std::move(*refusal);
+    auto const uptime = std::chrono::duration<double>(steady_clock::now() - state.started).count();
+    return make_json(request, http::status::ok,
+                     {{"connections", state.connections.connections()},
+                      {"subscribers", state.connections.subscribers()},
+                      {"ticks", state.stats.broadcast_ticks_total},
+                      {"wisdom_sent", state.stats.wisdom_sent_total},
+                      {"wisdom_dropped", state.stats.wisdom_dropped_total},
+                      {"uptime_seconds", std::round(uptime * 1000) / 1000}});
+}
+
+/** /readyz: 200 once the listener is up (the deck is loaded before), 503 before that and while shutting down.
+ */
+response readiness(http::request<http::string_body> const& request, shared_state const& state) {
+    if (state.listening && !state.shutting_down)
+        return make_json(request, http::status::ok, {{"status", "ready"}});
+    return make_json(request, http::status::service_unavailable,
+                     {{"status", state.shutting_down ? "shutting_down" : "starting"}});
 }
 
 /** Tracks the connection for shutdown while it waits for requests. */
@@ -76,13 +184,11 @@ http::message_generator handle_request(http::request<http::string_body> const& r
                                        shared_state const& state) {
     auto const path = path_of(request.target());
     if (!is_known_path(path, state)) return make_status(request, http::status::not_found);
+    if (path == api_wisdom) return publish_message(request, state);
 
     auto const method = request.method();
-    if (method != http::verb::get && method != http::verb::head) {
-        auto res = make_status(request, http::status::method_not_allowed);
-        res.set(http::field::allow, "GET, HEAD");
-        return res;
-    }
+    if (method != http::verb::get && method != http::verb::head)
+        return make_method_not_allowed(request, "GET, HEAD");
 
     if (path == "/ws") {
         auto res = make_status(request, http::status::upgrade_required);
@@ -95,6 +201,8 @@ http::message_generator handle_request(http::request<http::string_body> const& r
         res.set(http::field::cache_control, "no-store");
         return res;
     }
+    if (path == "/readyz") return readiness(request, state);
+    if (path == api_stats) return stats(request, state);
     if (path == "/metrics") {
         auto res = make_response(request, http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
                                  render_prometheus(state.stats, state.connections));

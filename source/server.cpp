@@ -62,6 +62,9 @@ void server::start() {
     self.acceptor.bind(endpoint);
     self.acceptor.listen(net::socket_base::max_listen_connections);
 
+    self.state.publish = [&self](std::string text) {
+        return self.broadcast.try_publish({std::move(text), broadcast_message::origin::publish});
+    };
     self.state.on_peer_removed = [&self] {
         if (self.state.shutting_down && self.state.connections.live() == 0) self.drained.cancel();
     };
@@ -71,6 +74,7 @@ void server::start() {
     net::co_spawn(self.executor, self.tick.run(), log_and_rethrow{"ticker"});
     net::co_spawn(self.executor, self.dog.run(), log_and_rethrow{"watchdog"});
     self.started = true;
+    self.state.listening = true;
 
     log_info("listening on http://", address(), " interval=", format_duration(cfg.interval),
              " ping_timeout=", format_duration(cfg.ping_timeout),

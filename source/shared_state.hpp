@@ -34,7 +34,12 @@ struct shared_state {
     metrics stats;
 
     std::size_t pending_upgrades = 0; // WebSocket handshakes under way: they count against --max-connections
+    bool listening = false;           // the listener is up (the deck is loaded before a server exists)
     bool shutting_down = false;
+    steady_clock::time_point const started = steady_clock::now();
+    // The admin publish path (POST /api/wisdom): hands a message to the broadcaster without waiting;
+    // false when it cannot take one now. Set by the server.
+    std::function<bool(std::string)> publish;
     std::unordered_set<closable*> http_connections;
     std::function<void()> on_peer_removed; // the server's shutdown waits on it
 };

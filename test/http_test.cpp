@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE http
 #include "async.hpp"
+#include "http_session.hpp"
 #include "protocol.hpp"
+#include "shared_state.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
 
@@ -234,6 +236,214 @@ BOOST_AUTO_TEST_CASE(a_slow_request_is_closed_after_the_handshake_timeout) {
         BOOST_TEST(res.empty());
         BOOST_TEST((std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(250)));
         BOOST_TEST(srv.stats().http_timeouts_total == 1u);
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(readiness)
+
+BOOST_AUTO_TEST_CASE(readyz_is_200_while_serving) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto const res = co_await request(srv, http::verb::get, "/readyz");
+        BOOST_TEST(res.result_int() == 200u);
+        BOOST_TEST(header(res, http::field::content_type) == "application/json");
+        BOOST_TEST(header(res, http::field::cache_control) == "no-store");
+        BOOST_TEST(boost::json::parse(res.body()).at("status").as_string() == "ready");
+        auto const wrong = co_await request(srv, http::verb::post, "/readyz");
+        BOOST_TEST(wrong.result_int() == 405u);
+    });
+}
+
+// Before the listener is up and once shutdown begins no new connection can ask, so the answer for those
+// states is checked on the route itself (a request already being answered sees exactly this).
+BOOST_AUTO_TEST_CASE(readyz_is_503_before_listening_and_while_shutting_down) {
+    shared_state state(fast_config(), asset_store::embedded());
+    http::request<http::string_body> req{http::verb::get, "/readyz", 11};
+    auto const status_of = [&] {
+        auto generator = handle_request(req, state);
+        std::string bytes;
+        beast::error_code ec;
+        while (!generator.is_done()) {
+            auto const buffers = generator.prepare(ec);
+            BOOST_REQUIRE(!ec);
+            for (auto const& buffer : buffers)
+                bytes.append(static_cast<char const*>(buffer.data()), buffer.size());
+            generator.consume(beast::buffer_bytes(buffers));
+        }
+        http::response_parser<http::string_body> parser;
+        parser.eager(true);
+        parser.put(net::buffer(bytes), ec);
+        BOOST_REQUIRE(!ec && parser.is_done());
+        return std::pair{parser.get().result_int(),
+                         std::string(boost::json::parse(parser.get().body()).at("status").as_string())};
+    };
+    BOOST_TEST((status_of() == std::pair{503u, std::string("starting")}));
+    state.listening = true;
+    BOOST_TEST((status_of() == std::pair{200u, std::string("ready")}));
+    state.shutting_down = true;
+    BOOST_TEST((status_of() == std::pair{503u, std::string("shutting_down")}));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+constexpr char admin_token[] = "test-admin-token-0123456789";
+
+config admin_config() {
+    auto cfg = fast_config();
+    cfg.admin_token = admin_token;
+    return cfg;
+}
+
+header_list bearer(std::string token) {
+    return {{http::field::authorization, "Bearer " + std::move(token)}};
+}
+
+net::awaitable<http::response<http::string_body>> post_wisdom(server& srv, std::string body,
+                                                              header_list headers = bearer(admin_token)) {
+    co_return co_await http_request(srv.port(), http::verb::post, "/api/wisdom", std::move(body),
+                                    std::move(headers));
+}
+
+std::string error_of(http::response<http::string_body> const& res) {
+    auto const body = boost::json::parse(res.body());
+    auto const* error = body.as_object().if_contains("error");
+    return error && error->is_string() ? std::string(error->as_string()) : std::string();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(admin_api)
+
+BOOST_AUTO_TEST_CASE(without_a_token_the_api_does_not_exist) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto const publish = co_await post_wisdom(srv, R"({"message":"hello"})");
+        BOOST_TEST(publish.result_int() == 404u);
+        auto const stats = co_await http_request(srv.port(), http::verb::get, "/api/stats", {}, bearer(""));
+        BOOST_TEST(stats.result_int() == 404u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_published_message_reaches_every_subscriber_through_the_broadcaster) {
+    run_with_server(admin_config(), [](server& srv) -> net::awaitable<void> {
+        auto a = co_await ws_client::open(srv.port());
+        auto b = co_await ws_client::open(srv.port());
+        auto idle = co_await ws_client::open(srv.port());
+        co_await a.connect_and_subscribe();
+        co_await b.connect_and_subscribe();
+        co_await idle.send_event("connect");
+
+        auto const res =
+            co_await post_wisdom(srv, R"({"message":"Operators howl too. \"Quoted\" and ünïcode."})");
+        BOOST_TEST(res.result_int() == 202u);
+        BOOST_TEST(header(res, http::field::content_type) == "application/json");
+        auto const body = boost::json::parse(res.body());
+        BOOST_TEST(body.at("status").as_string() == "accepted");
+        BOOST_TEST(body.at("subscribers").to_number<int>() == 2);
+
+        std::vector<ws_client*> const subscribers = {&a, &b};
+        for (auto* client : subscribers) {
+            auto const event = co_await client->read_until("wisdom_distribution");
+            BOOST_TEST(payload_string(event, "message") == "Operators howl too. \"Quoted\" and ünïcode.");
+        }
+        BOOST_TEST(srv.stats().broadcast_ticks_total == 1u, "it went through the broadcaster");
+        BOOST_TEST(srv.stats().wisdom_sent_total == 2u);
+        auto const before_barrier = co_await idle.barrier();
+        BOOST_TEST(before_barrier.empty(), "a connection that did not subscribe gets nothing");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_or_wrong_token_is_401) {
+    run_with_server(admin_config(), [](server& srv) -> net::awaitable<void> {
+        std::string const token = admin_token;
+        std::vector<header_list> const refused = {{},
+                                                  bearer("wrong"),
+                                                  bearer(token.substr(0, token.size() - 1)),
+                                                  bearer(token + "x"),
+                                                  bearer(""),
+                                                  {{http::field::authorization, "Basic " + token}},
+                                                  {{http::field::authorization, token}}};
+        for (auto const& headers : refused) {
+            auto const res = co_await post_wisdom(srv, R"({"message":"nope"})", headers);
+            BOOST_TEST(res.result_int() == 401u, (headers.empty() ? "(none)" : headers.front().second));
+            BOOST_TEST(header(res, http::field::www_authenticate).starts_with("Bearer"));
+            auto const stats = co_await http_request(srv.port(), http::verb::get, "/api/stats", {}, headers);
+            BOOST_TEST(stats.result_int() == 401u);
+        }
+        BOOST_TEST(srv.stats().broadcast_ticks_total == 0u, "nothing was published");
+        // The scheme is case-insensitive (RFC 9110).
+        header_list const lowercase_scheme = {{http::field::authorization, "bearer " + token}};
+        auto const lower = co_await post_wisdom(srv, R"({"message":"yes"})", lowercase_scheme);
+        BOOST_TEST(lower.result_int() == 202u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(bad_bodies_are_400_and_huge_ones_413) {
+    auto cfg = admin_config();
+    cfg.max_message_size = 100;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        std::vector<std::pair<char const*, char const*>> const bad = {
+            {"", "JSON object"},
+            {"not json", "JSON object"},
+            {R"(["message"])", "JSON object"},
+            {R"({"message":"unterminated)", "JSON object"},
+            {R"({"text":"wrong key"})", "must be a string"},
+            {R"({"message":42})", "must be a string"},
+            {R"({"message":null})", "must be a string"},
+            {R"({"message":""})", "is empty"}};
+        for (auto const& [body, error] : bad) {
+            auto const res = co_await post_wisdom(srv, body);
+            BOOST_TEST(res.result_int() == 400u, body);
+            BOOST_TEST(error_of(res).find(error) != std::string::npos, body << " -> " << res.body());
+        }
+        auto const longest = co_await post_wisdom(srv, R"({"message":")" + std::string(100, 'a') + "\"}");
+        BOOST_TEST(longest.result_int() == 202u);
+        auto const over = co_await post_wisdom(srv, R"({"message":")" + std::string(101, 'a') + "\"}");
+        BOOST_TEST(over.result_int() == 400u);
+        BOOST_TEST(error_of(over).find("--max-message-size") != std::string::npos);
+        auto const huge = co_await post_wisdom(srv, R"({"message":")" + std::string(17 * 1024, 'a') + "\"}");
+        BOOST_TEST(huge.result_int() == 413u);
+        BOOST_TEST(srv.stats().broadcast_ticks_total <= 1u, "only the valid message was published");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(other_methods_are_405) {
+    run_with_server(admin_config(), [](server& srv) -> net::awaitable<void> {
+        for (auto method : {http::verb::get, http::verb::head, http::verb::put, http::verb::delete_}) {
+            auto const res =
+                co_await http_request(srv.port(), method, "/api/wisdom", {}, bearer(admin_token));
+            BOOST_TEST(res.result_int() == 405u);
+            BOOST_TEST(header(res, http::field::allow) == "POST");
+        }
+        auto const res =
+            co_await http_request(srv.port(), http::verb::post, "/api/stats", "{}", bearer(admin_token));
+        BOOST_TEST(res.result_int() == 405u);
+        BOOST_TEST(header(res, http::field::allow) == "GET, HEAD");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(stats_report_connections_subscribers_ticks_and_uptime) {
+    run_with_server(admin_config(), [](server& srv) -> net::awaitable<void> {
+        auto a = co_await ws_client::open(srv.port());
+        auto b = co_await ws_client::open(srv.port());
+        co_await a.connect_and_subscribe();
+        auto const published = co_await post_wisdom(srv, R"({"message":"counted"})");
+        BOOST_TEST(published.result_int() == 202u);
+        co_await a.read_until("wisdom_distribution");
+
+        auto const res =
+            co_await http_request(srv.port(), http::verb::get, "/api/stats", {}, bearer(admin_token));
+        BOOST_TEST(res.result_int() == 200u);
+        BOOST_TEST(header(res, http::field::cache_control) == "no-store");
+        auto const body = boost::json::parse(res.body()).as_object();
+        BOOST_TEST(body.at("connections").to_number<int>() == 2);
+        BOOST_TEST(body.at("subscribers").to_number<int>() == 1);
+        BOOST_TEST(body.at("ticks").to_number<int>() == 1);
+        BOOST_TEST(body.at("wisdom_sent").to_number<int>() == 1);
+        auto const uptime = body.at("uptime_seconds").to_number<double>();
+        BOOST_TEST((uptime >= 0 && uptime < 30));
     });
 }
 

@@ -43,10 +43,13 @@ struct states {
     shared_state full;
 };
 
+constexpr std::string_view admin_token = "fuzz-admin-token-0123456789";
+
 config make_config(std::size_t max_connections) {
     config cfg;
     cfg.max_connections = max_connections;
     cfg.level = log_level::off;
+    cfg.admin_token = admin_token;
     return cfg;
 }
 
@@ -56,6 +59,8 @@ states& the_states() {
         auto* built = new states{{make_config(10000), asset_store::embedded()},
                                  {make_config(10000), asset_store::embedded()},
                                  {make_config(0), asset_store::embedded()}};
+        built->open.listening = true;
+        built->open.publish = [](std::string const& text) { return !text.empty(); };
         built->closing.shutting_down = true;
         return built;
     }();
@@ -126,11 +131,15 @@ void check_plain(request const& req, shared_state const& state) {
 
     auto const path = path_of(req.target());
     bool const get_or_head = req.method() == http::verb::get || head;
+    bool const api = path == "/api/wisdom" || path == "/api/stats";
+    bool const authorized = req[http::field::authorization] == "Bearer " + std::string(admin_token);
+    bool const publish = path == "/api/wisdom" && req.method() == http::verb::post;
     switch (res.result()) {
     case http::status::ok: {
         require(get_or_head, "200 for a method other than GET and HEAD");
         require(!is_suspicious(path), "200 for a path with a dot segment, NUL, escape or subdirectory");
-        if (path == "/healthz" || path == "/metrics") break;
+        if (path == "/api/stats") require(authorized, "200 for /api/stats without the token");
+        if (path == "/healthz" || path == "/metrics" || path == "/readyz" || path == "/api/stats") break;
         auto const file = embedded_asset_for(path);
         require(file.has_value(), "200 for a path that is no route and no embedded asset");
         require(res[http::field::content_type] == content_type_for(path == "/" ? "index.html" : path),
@@ -141,8 +150,23 @@ void check_plain(request const& req, shared_state const& state) {
     case http::status::not_found:
         break;
     case http::status::method_not_allowed:
+        if (path == "/api/wisdom") {
+            require(!publish, "405 for POST /api/wisdom");
+            require(res[http::field::allow] == "POST", "405 for /api/wisdom without Allow: POST");
+            break;
+        }
         require(!get_or_head, "405 for GET or HEAD");
         require(res[http::field::allow] == "GET, HEAD", "405 without Allow: GET, HEAD");
+        break;
+    case http::status::accepted:
+        require(publish && authorized, "202 for something other than an authorized POST /api/wisdom");
+        break;
+    case http::status::bad_request:
+        require(publish && authorized, "400 from a route other than an authorized POST /api/wisdom");
+        break;
+    case http::status::unauthorized:
+        require(api, "401 outside /api");
+        require(!res[http::field::www_authenticate].empty(), "401 without WWW-Authenticate");
         break;
     case http::status::upgrade_required:
         require(path == "/ws" && get_or_head, "426 for something other than GET or HEAD /ws");

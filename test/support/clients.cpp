@@ -146,11 +146,14 @@ net::awaitable<void> ws_client::close() {
 }
 
 net::awaitable<http::response<http::string_body>> http_request(std::uint16_t port, http::verb method,
-                                                               std::string target, std::string body) {
+                                                               std::string target, std::string body,
+                                                               header_list headers) {
     auto stream = co_await connect_tcp(port);
     http::request<http::string_body> request{method, target, 11};
     request.set(http::field::host, "127.0.0.1:" + std::to_string(port));
     request.keep_alive(false);
+    for (auto const& [field, value] : headers)
+        request.set(field, value);
     if (!body.empty()) {
         request.body() = std::move(body);
         request.prepare_payload();

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace wolf::test {
@@ -78,9 +79,13 @@ std::string event_type(boost::json::object const& event);
 /** payload[field] as a string ("" if absent). */
 std::string payload_string(boost::json::object const& event, std::string_view field);
 
+/** Extra request headers, e.g. {{http::field::authorization, "Bearer ..."}}. */
+using header_list = std::vector<std::pair<http::field, std::string>>;
+
 /** One HTTP/1.1 request on a fresh connection to 127.0.0.1:port. */
 net::awaitable<http::response<http::string_body>> http_request(std::uint16_t port, http::verb method,
-                                                               std::string target, std::string body = {});
+                                                               std::string target, std::string body = {},
+                                                               header_list headers = {});
 
 /** Writes raw bytes on a fresh connection and returns everything the server sends until it closes. */
 net::awaitable<std::string> raw_exchange(std::uint16_t port, std::string request);
