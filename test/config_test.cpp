@@ -164,6 +164,18 @@ BOOST_AUTO_TEST_CASE(bad_values_exit_2_naming_the_flag) {
     check_rejected({"--host", ""}, "--host");
 }
 
+BOOST_AUTO_TEST_CASE(tls_cert_and_key_go_together) {
+    auto const both = parse({"--tls-cert", "cert.pem", "--tls-key", "key.pem"});
+    BOOST_REQUIRE(both.cfg.has_value());
+    BOOST_TEST(both.cfg->tls_cert == "cert.pem");
+    BOOST_TEST(both.cfg->tls_key == "key.pem");
+    auto const neither = parse({});
+    BOOST_REQUIRE(neither.cfg.has_value());
+    BOOST_TEST(neither.cfg->tls_cert.empty());
+    check_rejected({"--tls-cert", "cert.pem"}, "--tls-key");
+    check_rejected({"--tls-key", "key.pem"}, "--tls-cert");
+}
+
 BOOST_AUTO_TEST_CASE(unknown_flags_missing_values_and_stray_words_exit_2) {
     check_rejected({"--bogus"}, "--bogus");
     check_rejected({"--port"}, "--port");
