@@ -8,6 +8,7 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         g++ cmake ninja-build \
         libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev libboost-test1.81-dev \
+        libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt CMakePresets.json ./
@@ -21,19 +22,20 @@ RUN cmake --preset release -DWOLF_BUILD_BENCH=OFF \
     && cmake --build --preset release --target wolf-wisdom protocol_test config_test quote_deck_test registry_test \
     && ctest --preset release -L unit
 
-# Runtime stage: the binary, the two Boost libraries it links, and a non-root user.
+# Runtime stage: the binary, the two Boost libraries and OpenSSL it links, and a non-root user.
 FROM debian:bookworm-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libboost-json1.81.0 libboost-program-options1.81.0 \
+        libboost-json1.81.0 libboost-program-options1.81.0 libssl3 \
     && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && useradd --system --no-create-home --shell /usr/sbin/nologin --uid 10001 wolf
 COPY --from=build /src/build/release/wolf-wisdom /usr/local/bin/wolf-wisdom
 USER wolf
 EXPOSE 8000
-# bash's /dev/tcp: no HTTP client needed in the image. Checks the default port.
+# bash's /dev/tcp: no HTTP client needed in the image. Checks the default port; with --tls-cert the port
+# answers plain HTTP with "this port speaks TLS", which shows the server is up just as well.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=3s --retries=3 \
-    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8000 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '\"status\":\"ok\"' <&3"]
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8000 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -qE '\"status\":\"ok\"|this port speaks TLS' <&3"]
 # Exec form: the server is PID 1 and receives docker stop's SIGTERM itself (it closes every
 # WebSocket with 1001 and exits 0 within its 5 s grace).
 STOPSIGNAL SIGTERM

@@ -3,14 +3,17 @@
 #include "async.hpp"
 #include "logger.hpp"
 #include "metrics.hpp"
+#include "tls.hpp"
 #include "websocket_session.hpp"
 
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json.hpp>
 #include <cmath>
+#include <type_traits>
 
 namespace wolf {
 namespace {
@@ -158,7 +161,7 @@ response readiness(http::request<http::string_body> const& request, shared_state
                      {{"status", state.shutting_down ? "shutting_down" : "starting"}});
 }
 
-/** Tracks the connection for shutdown while it waits for requests. */
+/** Tracks the connection for shutdown while it waits for requests (or, with TLS, for its handshake). */
 class tracked_connection final : public closable {
 public:
     tracked_connection(beast::tcp_stream& stream, shared_state& state)
@@ -230,17 +233,17 @@ refuse_upgrade(http::request<http::string_body> const& request, shared_state con
     return std::nullopt;
 }
 
-net::awaitable<void> run_http_session(net::ip::tcp::socket socket, shared_state& state) {
-    beast::tcp_stream stream(std::move(socket));
-    beast::flat_buffer buffer;
-    tracked_connection tracked(stream, state);
+template <class Stream>
+net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, shared_state& state) {
+    auto& tcp = beast::get_lowest_layer(stream);
+    tracked_connection tracked(tcp, state);
 
     for (;;) {
         http::request_parser<http::string_body> parser;
         parser.header_limit(max_header_bytes);
         parser.body_limit(max_body_bytes);
         // The whole request, headers and body, must arrive within the handshake timeout.
-        stream.expires_after(state.cfg.handshake_timeout);
+        tcp.expires_after(state.cfg.handshake_timeout);
         auto const [read_ec, read_size] = co_await http::async_read(stream, buffer, parser, use_nothrow);
         if (read_ec) {
             if (read_ec == beast::error::timeout) {
@@ -271,7 +274,7 @@ net::awaitable<void> run_http_session(net::ip::tcp::socket socket, shared_state&
             auto refusal = refuse_upgrade(request, state);
             if (!refusal) {
                 tracked.release();
-                stream.expires_never(); // the WebSocket stream applies its own timeouts
+                tcp.expires_never(); // the WebSocket stream applies its own timeouts
                 co_await run_websocket_session(std::move(stream), std::move(request), state);
                 co_return;
             }
@@ -287,8 +290,67 @@ net::awaitable<void> run_http_session(net::ip::tcp::socket socket, shared_state&
         if (write_ec || !keep_alive) break;
     }
 
+    if constexpr (std::is_same_v<Stream, tls_stream>) {
+        // close_notify, and the peer's if it answers in time; after a failed read this ends at once.
+        tcp.expires_after(state.cfg.handshake_timeout);
+        co_await stream.async_shutdown(use_nothrow);
+    }
     beast::error_code ec;
-    stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    tcp.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+}
+
+template net::awaitable<void> run_http_session(beast::tcp_stream, beast::flat_buffer, shared_state&);
+template net::awaitable<void> run_http_session(tls_stream, beast::flat_buffer, shared_state&);
+
+namespace {
+
+/** What a plain-HTTP client on the TLS port reads instead of a hang. */
+constexpr std::string_view tls_only_body = "this port speaks TLS: use https:// or wss://\n";
+
+/** The TLS port: a ClientHello, the handshake, then the same HTTP session as on a plain port. */
+net::awaitable<void> run_tls_connection(net::ip::tcp::socket socket, shared_state& state) {
+    tls_stream stream(std::move(socket), *state.tls);
+    auto& tcp = beast::get_lowest_layer(stream);
+    beast::flat_buffer buffer;
+    {
+        tracked_connection tracked(tcp, state);
+        // One deadline for the ClientHello and the whole handshake.
+        tcp.expires_after(state.cfg.handshake_timeout);
+        auto const [detect_ec, is_tls] = co_await beast::async_detect_ssl(tcp, buffer, use_nothrow);
+        if (!detect_ec && !is_tls) {
+            http::request<http::string_body> const blank;
+            auto res = make_response(blank, http::status::bad_request, "text/plain; charset=utf-8",
+                                     std::string(tls_only_body));
+            res.keep_alive(false);
+            http::message_generator message(std::move(res));
+            co_await beast::async_write(tcp, std::move(message), use_nothrow);
+            beast::error_code ec;
+            tcp.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+            co_return;
+        }
+        auto handshake_ec = detect_ec;
+        if (!handshake_ec) {
+            auto const [ec, used] =
+                co_await stream.async_handshake(net::ssl::stream_base::server, buffer.data(), use_nothrow);
+            handshake_ec = ec;
+            buffer.consume(used);
+        }
+        if (handshake_ec) {
+            if (handshake_ec == beast::error::timeout) ++state.stats.http_timeouts_total;
+            log_debug("tls handshake failed: ", handshake_ec.message());
+            co_return;
+        }
+    }
+    co_await run_http_session(std::move(stream), std::move(buffer), state);
+}
+
+} // namespace
+
+net::awaitable<void> run_connection(net::ip::tcp::socket socket, shared_state& state) {
+    // Not a coroutine: a plain port pays nothing for TLS, not even a frame.
+    if (!state.tls)
+        return run_http_session(beast::tcp_stream(std::move(socket)), beast::flat_buffer(), state);
+    return run_tls_connection(std::move(socket), state);
 }
 
 } // namespace wolf

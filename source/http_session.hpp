@@ -5,6 +5,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/message_generator.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -13,10 +14,19 @@
 namespace wolf {
 
 /**
- * Serves one TCP connection: HTTP requests one at a time (keep-alive), until one of them upgrades to a
- * WebSocket, which then runs in this same coroutine.
+ * Serves one accepted TCP connection: plain HTTP and ws://, or with state.tls only HTTPS and wss://. On a
+ * TLS port the ClientHello and the handshake must complete within --handshake-timeout, and a client that
+ * speaks plain HTTP gets 400 and is closed.
  */
-net::awaitable<void> run_http_session(net::ip::tcp::socket socket, shared_state& state);
+net::awaitable<void> run_connection(net::ip::tcp::socket socket, shared_state& state);
+
+/**
+ * Serves HTTP requests one at a time (keep-alive) on a connected stream until one of them upgrades to a
+ * WebSocket, which then runs in this same coroutine. `buffer` holds what was already read from the stream.
+ * Defined for beast::tcp_stream and tls_stream (tls.hpp).
+ */
+template <class Stream>
+net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, shared_state& state);
 
 /** The response to a plain (non-upgrade) request: static files, /healthz, /metrics, 404/405/426. */
 http::message_generator handle_request(http::request<http::string_body> const& request,

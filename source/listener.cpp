@@ -39,7 +39,7 @@ net::awaitable<void> run_listener(net::ip::tcp::acceptor& acceptor, shared_state
 
         boost::system::error_code option_ec;
         socket.set_option(net::ip::tcp::no_delay(true), option_ec);
-        net::co_spawn(acceptor.get_executor(), run_http_session(std::move(socket), state),
+        net::co_spawn(acceptor.get_executor(), run_connection(std::move(socket), state),
                       log_and_contain{"connection"});
     }
 }

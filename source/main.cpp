@@ -1,4 +1,4 @@
-// wolf-wisdom: options -> quotes and assets -> io_context -> signals -> server.
+// wolf-wisdom: options -> quotes, assets and TLS context -> io_context -> signals -> server.
 
 #include "assets.hpp"
 #include "async.hpp"
@@ -6,6 +6,7 @@
 #include "logger.hpp"
 #include "quote_deck.hpp"
 #include "server.hpp"
+#include "tls.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -14,6 +15,7 @@
 #include <csignal>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 
 namespace {
@@ -46,11 +48,18 @@ int main(int argc, char* argv[]) {
         cfg.assets_dir.empty() ? asset_store::embedded() : asset_store::from_directory(cfg.assets_dir);
     if (auto const* error = std::get_if<std::string>(&assets)) return fail(2, *error);
 
+    std::optional<net::ssl::context> tls;
+    if (!cfg.tls_cert.empty()) {
+        auto loaded = load_tls_context(cfg.tls_cert, cfg.tls_key);
+        if (auto const* error = std::get_if<std::string>(&loaded)) return fail(2, *error);
+        tls.emplace(std::get<net::ssl::context>(std::move(loaded)));
+    }
+
     net::io_context ioc{1};
     auto const host = cfg.host;
     auto const port = cfg.port;
     server srv(ioc.get_executor(), std::move(cfg), std::get<asset_store>(std::move(assets)),
-               quote_deck(std::get<std::vector<std::string>>(std::move(quotes))));
+               quote_deck(std::get<std::vector<std::string>>(std::move(quotes))), tls ? &*tls : nullptr);
     // Installed before the server announces itself, so a signal sent as soon as it listens is handled.
     net::signal_set signals(ioc, SIGINT, SIGTERM);
     try {

@@ -5,6 +5,9 @@ namespace boost::asio::ip {}
 namespace boost::beast::http {}
 namespace boost::beast::websocket {}
 namespace boost::json {}
+namespace boost::asio::ssl {
+class context; // named by pointer in headers; tls.hpp has the definition
+} // namespace boost::asio::ssl
 
 namespace wolf {
 namespace net = boost::asio;

@@ -19,9 +19,9 @@
 namespace wolf {
 
 struct server::impl {
-    impl(net::any_io_executor ex, config cfg, asset_store assets, quote_deck quotes)
+    impl(net::any_io_executor ex, config cfg, asset_store assets, quote_deck quotes, net::ssl::context* tls)
         : executor(ex)
-        , state(std::move(cfg), std::move(assets))
+        , state(std::move(cfg), std::move(assets), tls)
         , deck(std::move(quotes))
         , acceptor(ex)
         , broadcast(ex, state.connections, state.stats)
@@ -40,8 +40,10 @@ struct server::impl {
     bool started = false;
 };
 
-server::server(net::any_io_executor executor, config cfg, asset_store assets, quote_deck deck)
-    : impl_(std::make_unique<impl>(std::move(executor), std::move(cfg), std::move(assets), std::move(deck))) {
+server::server(net::any_io_executor executor, config cfg, asset_store assets, quote_deck deck,
+               net::ssl::context* tls)
+    : impl_(std::make_unique<impl>(std::move(executor), std::move(cfg), std::move(assets), std::move(deck),
+                                   tls)) {
 }
 
 server::~server() = default;
@@ -76,8 +78,8 @@ void server::start() {
     self.started = true;
     self.state.listening = true;
 
-    log_info("listening on http://", address(), " interval=", format_duration(cfg.interval),
-             " ping_timeout=", format_duration(cfg.ping_timeout),
+    log_info("listening on ", self.state.tls ? "https://" : "http://", address(),
+             " interval=", format_duration(cfg.interval), " ping_timeout=", format_duration(cfg.ping_timeout),
              " write_timeout=", format_duration(cfg.write_timeout),
              " handshake_timeout=", format_duration(cfg.handshake_timeout), " quotes=", self.deck.size(),
              " assets=", self.state.assets.source(), " max_connections=", cfg.max_connections,

@@ -23,7 +23,10 @@ class broadcaster;
  */
 class server {
 public:
-    server(net::any_io_executor executor, config cfg, asset_store assets, quote_deck deck);
+    /** With `tls` (which must outlive the server) the port speaks only HTTPS and wss://; without it, plain
+     * HTTP and ws://. */
+    server(net::any_io_executor executor, config cfg, asset_store assets, quote_deck deck,
+           net::ssl::context* tls = nullptr);
     ~server();
     server(server const&) = delete;
     server& operator=(server const&) = delete;

@@ -3,6 +3,7 @@
 #include "assets.hpp"
 #include "config.hpp"
 #include "metrics.hpp"
+#include "net.hpp"
 #include "registry.hpp"
 
 #include <functional>
@@ -24,12 +25,14 @@ protected:
  * Owned by the server; sessions hold a reference, never a copy. Single-threaded.
  */
 struct shared_state {
-    shared_state(config c, asset_store a)
+    shared_state(config c, asset_store a, net::ssl::context* t = nullptr)
         : cfg(std::move(c))
-        , assets(std::move(a)) {}
+        , assets(std::move(a))
+        , tls(t) {}
 
     config const cfg;
     asset_store const assets;
+    net::ssl::context* const tls; // null: plain HTTP and ws://; else only HTTPS and wss:// on the port
     registry connections;
     metrics stats;
 

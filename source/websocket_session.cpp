@@ -3,11 +3,13 @@
 #include "async.hpp"
 #include "logger.hpp"
 #include "protocol.hpp"
+#include "tls.hpp"
 
 #include <array>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <deque>
@@ -41,17 +43,19 @@ std::uint32_t millis_since_epoch(steady_clock::time_point t) noexcept {
 }
 
 /**
- * One WebSocket connection. The reader coroutine (run) owns the session through a shared_ptr; the
- * registry reaches it through its `peer` base to queue frames and to close it, and each write in
- * flight holds a shared_ptr so the frame and the stream outlive it.
+ * One WebSocket connection over `Stream` (beast::tcp_stream for ws://, tls_stream for wss://). The reader
+ * coroutine (run) owns the session through a shared_ptr; the registry reaches it through its `peer` base
+ * to queue frames and to close it, and each write in flight holds a shared_ptr so the frame and the
+ * stream outlive it.
  *
  * Writes: a bounded queue of shared frames drained by a chain of async_write calls that starts when
  * the queue becomes non-empty, so an idle connection costs no parked coroutine. The frame at the
  * front is the one on the wire while writing() is true; it is popped only when that write completes.
  */
-class websocket_session final : public peer, public std::enable_shared_from_this<websocket_session> {
+template <class Stream>
+class websocket_session final : public peer, public std::enable_shared_from_this<websocket_session<Stream>> {
 public:
-    websocket_session(beast::tcp_stream stream, shared_state& state)
+    websocket_session(Stream stream, shared_state& state)
         : peer(make_connection_id())
         , ws_(std::move(stream))
         , state_(state) {}
@@ -66,6 +70,7 @@ public:
 
     void close(std::uint16_t code, std::string_view reason) override;
 
+    // The TCP socket under any TLS layer: no close_notify, the peer sees the connection end.
     void abort() override { beast::get_lowest_layer(ws_).close(); }
 
     bool transport_closing() const noexcept override { return !closing_ && !ended_ && !ws_.is_open(); }
@@ -88,7 +93,7 @@ private:
     void evict(eviction_reason reason, std::uint16_t code, std::string_view text);
     void log_end(beast::error_code ec);
 
-    websocket::stream<beast::tcp_stream> ws_;
+    websocket::stream<Stream> ws_;
     shared_state& state_;
     std::deque<shared_frame> queue_;
     bool closing_ = false;
@@ -101,7 +106,8 @@ private:
     std::size_t errors_ = 0; // protocol errors so far, against --max-errors
 };
 
-net::awaitable<void> websocket_session::run(http::request<http::string_body> request) {
+template <class Stream>
+net::awaitable<void> websocket_session<Stream>::run(http::request<http::string_body> request) {
     auto const& cfg = state_.cfg;
     // The handshake timeout covers the opening and the closing handshake; liveness after the opening is
     // the watchdog's job (client events), not WebSocket pings, which browsers cannot send.
@@ -164,7 +170,8 @@ net::awaitable<void> websocket_session::run(http::request<http::string_body> req
     if (state_.on_peer_removed) state_.on_peer_removed();
 }
 
-void websocket_session::handle_message(std::string_view text, steady_clock::time_point now) {
+template <class Stream>
+void websocket_session<Stream>::handle_message(std::string_view text, steady_clock::time_point now) {
     auto parsed = protocol::parse_client_event(text);
     if (auto const* error = std::get_if<protocol::protocol_error>(&parsed)) return reply_error(*error);
     auto const& event = std::get<protocol::client_event>(parsed);
@@ -197,7 +204,8 @@ void websocket_session::handle_message(std::string_view text, steady_clock::time
     }
 }
 
-void websocket_session::reply_error(protocol::protocol_error const& error) {
+template <class Stream>
+void websocket_session<Stream>::reply_error(protocol::protocol_error const& error) {
     state_.stats.count(error.code);
     if (++errors_ > state_.cfg.max_errors)
         return evict(eviction_reason::error_limit, protocol::close_code::policy_violation,
@@ -206,7 +214,8 @@ void websocket_session::reply_error(protocol::protocol_error const& error) {
     reply(make_frame(protocol::make_error(error)));
 }
 
-void websocket_session::reply(shared_frame frame) {
+template <class Stream>
+void websocket_session<Stream>::reply(shared_frame frame) {
     // Replies are never dropped, but a client that sends without reading cannot grow the queue without
     // bound: past twice --max-queue it is closed as a slow consumer.
     if (queue_.size() >= 2 * state_.cfg.max_queue)
@@ -215,7 +224,8 @@ void websocket_session::reply(shared_frame frame) {
     enqueue(std::move(frame));
 }
 
-bool websocket_session::over_rate_limit(steady_clock::time_point now) noexcept {
+template <class Stream>
+bool websocket_session<Stream>::over_rate_limit(steady_clock::time_point now) noexcept {
     auto const ms = millis_since_epoch(now);
     auto& oldest = recent_[recent_next_]; // the arrival time rate_limit_messages messages ago
     bool const over = recent_count_ == recent_.size() && ms - oldest < 1000;
@@ -225,14 +235,16 @@ bool websocket_session::over_rate_limit(steady_clock::time_point now) noexcept {
     return over;
 }
 
-void websocket_session::evict(eviction_reason reason, std::uint16_t code, std::string_view text) {
+template <class Stream>
+void websocket_session<Stream>::evict(eviction_reason reason, std::uint16_t code, std::string_view text) {
     if (closing_) return;
     state_.stats.count(reason);
     log_info("evict ", id(), ": ", to_string(reason));
     close(code, text);
 }
 
-void websocket_session::close(std::uint16_t code, std::string_view reason) {
+template <class Stream>
+void websocket_session<Stream>::close(std::uint16_t code, std::string_view reason) {
     if (closing_ || ended_) return;
     closing_ = true;
     state_.connections.begin_close(*this);
@@ -242,22 +254,25 @@ void websocket_session::close(std::uint16_t code, std::string_view reason) {
     // violations with 1002); then only the deadline below is needed.
     if (ws_.is_open())
         ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
-                        [self = shared_from_this()](beast::error_code) {});
+                        [self = this->shared_from_this()](beast::error_code) {});
     // A peer that never answers the close (or never reads) is dropped after the handshake timeout.
     close_deadline_.emplace(ws_.get_executor());
     close_deadline_->expires_after(state_.cfg.handshake_timeout);
-    close_deadline_->async_wait([self = shared_from_this()](beast::error_code ec) {
+    close_deadline_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
         if (!ec) self->abort();
     });
 }
 
-void websocket_session::write_front() {
+template <class Stream>
+void websocket_session<Stream>::write_front() {
     write_began(steady_clock::now());
-    ws_.async_write(net::buffer(*queue_.front()),
-                    [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
+    ws_.async_write(
+        net::buffer(*queue_.front()),
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
 }
 
-void websocket_session::on_write(beast::error_code ec) {
+template <class Stream>
+void websocket_session<Stream>::on_write(beast::error_code ec) {
     write_ended();
     queue_.pop_front();
     if (ec) {
@@ -268,12 +283,14 @@ void websocket_session::on_write(beast::error_code ec) {
     if (!queue_.empty() && !closing_) write_front();
 }
 
-void websocket_session::drop_unsent() {
+template <class Stream>
+void websocket_session<Stream>::drop_unsent() {
     // Keep the frame whose write is in flight: its buffer must live until the write completes.
     queue_.erase(queue_.begin() + (writing() ? 1 : 0), queue_.end());
 }
 
-void websocket_session::log_end(beast::error_code ec) {
+template <class Stream>
+void websocket_session<Stream>::log_end(beast::error_code ec) {
     if (ec == websocket::error::message_too_big) {
         state_.stats.count(eviction_reason::too_big);
         log_info("evict ", id(), ": too_big (message over ", state_.cfg.max_message_size, " bytes)");
@@ -292,10 +309,16 @@ void websocket_session::log_end(beast::error_code ec) {
 
 } // namespace
 
-net::awaitable<void> run_websocket_session(beast::tcp_stream stream, http::request<http::string_body> request,
+template <class Stream>
+net::awaitable<void> run_websocket_session(Stream stream, http::request<http::string_body> request,
                                            shared_state& state) {
-    auto const session = std::make_shared<websocket_session>(std::move(stream), state);
+    auto const session = std::make_shared<websocket_session<Stream>>(std::move(stream), state);
     co_await session->run(std::move(request));
 }
+
+template net::awaitable<void> run_websocket_session(beast::tcp_stream, http::request<http::string_body>,
+                                                    shared_state&);
+template net::awaitable<void> run_websocket_session(tls_stream, http::request<http::string_body>,
+                                                    shared_state&);
 
 } // namespace wolf

@@ -4,7 +4,6 @@
 #include "shared_state.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -12,9 +11,11 @@ namespace wolf {
 
 /**
  * Runs one WebSocket connection from the upgrade request to the end: the handshake, `initial`, the read
- * loop that applies client events, and the close. Returns when the connection is gone.
+ * loop that applies client events, and the close. Returns when the connection is gone. Defined for
+ * beast::tcp_stream (ws://) and tls_stream (wss://, tls.hpp).
  */
-net::awaitable<void> run_websocket_session(beast::tcp_stream stream, http::request<http::string_body> request,
+template <class Stream>
+net::awaitable<void> run_websocket_session(Stream stream, http::request<http::string_body> request,
                                            shared_state& state);
 
 } // namespace wolf

@@ -2,7 +2,10 @@
 // The real binary, as a user runs it: exit codes, one-line errors, startup and signal shutdown.
 #include "async.hpp"
 #include "protocol.hpp"
+#include "support/certificates.hpp"
 #include "support/child_process.hpp"
+#include "support/clients.hpp"
+#include "support/test_server.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -33,11 +36,11 @@ void check_usage_error(std::vector<std::string> args, std::string_view names) {
     BOOST_TEST(std::count(result.output.begin(), result.output.end(), '\n') == 1, result.output);
 }
 
-/** Starts the server on a free port and returns the port it logged. */
-std::uint16_t wait_until_listening(child_process& server) {
+/** Starts the server on a free port and returns the port it logged (with its scheme, http or https). */
+std::uint16_t wait_until_listening(child_process& server, std::string_view scheme = "http") {
     auto const line = server.wait_for_line("listening on", 10s);
     BOOST_REQUIRE_MESSAGE(line, "the server did not start: " << server.output());
-    std::string_view const prefix = "http://127.0.0.1:";
+    auto const prefix = std::string(scheme) + "://127.0.0.1:";
     auto const at = line->find(prefix);
     BOOST_REQUIRE_MESSAGE(at != std::string::npos, *line);
     return static_cast<std::uint16_t>(std::stoi(line->substr(at + prefix.size())));
@@ -154,4 +157,43 @@ BOOST_AUTO_TEST_CASE(a_custom_quotes_file_is_broadcast) {
     }
     BOOST_TEST(wisdom.find("The only wolf in this file.") != std::string::npos, wisdom);
     std::filesystem::remove(path);
+}
+
+BOOST_AUTO_TEST_CASE(unusable_tls_files_exit_2_with_one_line_before_listening) {
+    test_certificate const cert;
+    auto const cert_file = cert.cert().string();
+    auto const key_file = cert.key().string();
+    auto const missing = (cert.dir() / "missing.pem").string();
+    auto const garbage = (cert.dir() / "garbage.pem").string();
+    std::ofstream(garbage) << "not a PEM file\n";
+    auto const other_key = (cert.dir() / "other-key.pem").string();
+    run_openssl(
+        {"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", other_key});
+
+    check_usage_error({"--tls-cert", missing, "--tls-key", key_file},
+                      "--tls-cert: cannot load '" + missing + "': ");
+    check_usage_error({"--tls-cert", garbage, "--tls-key", key_file},
+                      "--tls-cert: cannot load '" + garbage + "': ");
+    check_usage_error({"--tls-cert", cert_file, "--tls-key", missing},
+                      "--tls-key: cannot load '" + missing + "': ");
+    check_usage_error({"--tls-cert", cert_file, "--tls-key", garbage},
+                      "--tls-key: cannot load '" + garbage + "': ");
+    check_usage_error({"--tls-cert", cert_file, "--tls-key", other_key},
+                      "--tls-key: does not match --tls-cert");
+    check_usage_error({"--tls-cert", cert_file}, "--tls-key");
+}
+
+BOOST_AUTO_TEST_CASE(tls_flags_make_the_port_serve_https) {
+    test_certificate const cert;
+    child_process server({binary, "--host", "127.0.0.1", "--port", "0", "--tls-cert", cert.cert().string(),
+                          "--tls-key", cert.key().string()});
+    auto const port = wait_until_listening(server, "https");
+
+    net::io_context ioc;
+    auto client_context = cert.client_context();
+    auto const get_healthz = [&]() -> net::awaitable<void> {
+        auto const res = co_await https_request(port, client_context, http::verb::get, "/healthz");
+        BOOST_TEST(res.result_int() == 200u);
+    };
+    run_to_completion(ioc, get_healthz(), 10s);
 }

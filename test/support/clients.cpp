@@ -9,6 +9,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -28,129 +29,27 @@ net::awaitable<beast::tcp_stream> connect_tcp(std::uint16_t port) {
     co_return stream;
 }
 
-} // namespace
-
-std::string event_type(boost::json::object const& event) {
-    auto const* type = event.if_contains("type");
-    return type && type->is_string() ? std::string(type->get_string()) : std::string();
+/** A connected stream, with the TLS handshake done for a TLS dialer. */
+net::awaitable<beast::tcp_stream> dial(dialer<beast::tcp_stream> to) {
+    co_return co_await connect_tcp(to.port);
 }
 
-std::string payload_string(boost::json::object const& event, std::string_view field) {
-    auto const* payload = event.if_contains("payload");
-    if (!payload || !payload->is_object()) return {};
-    auto const* value = payload->get_object().if_contains(field);
-    return value && value->is_string() ? std::string(value->get_string()) : std::string();
+net::awaitable<tls_stream> dial(dialer<tls_stream> to) {
+    auto tcp = co_await connect_tcp(to.port);
+    tls_stream stream(std::move(tcp), to.context);
+    auto [ec] = co_await stream.async_handshake(net::ssl::stream_base::client, use_nothrow);
+    BOOST_REQUIRE_MESSAGE(!ec, "TLS handshake with port " << to.port << ": " << ec.message());
+    co_return stream;
 }
 
-net::awaitable<unsigned> ws_client::try_handshake(std::uint16_t port, std::string target) {
-    websocket::stream<beast::tcp_stream> ws(co_await connect_tcp(port));
-    websocket::response_type response;
-    // A refused upgrade fails the handshake; the status is what the test wants.
-    co_await ws.async_handshake(response, "127.0.0.1:" + std::to_string(port), target, use_nothrow);
-    co_return response.result_int();
-}
-
-net::awaitable<ws_client> ws_client::handshake(std::uint16_t port, std::string target) {
-    websocket::stream<beast::tcp_stream> ws(co_await connect_tcp(port));
-    websocket::response_type response;
-    auto [ec] =
-        co_await ws.async_handshake(response, "127.0.0.1:" + std::to_string(port), target, use_nothrow);
-    BOOST_REQUIRE_MESSAGE(!ec, "handshake on " << target << ": " << ec.message() << " (HTTP "
-                                               << response.result_int() << ")");
-    ws.text(true);
-    co_return ws_client(std::move(ws));
-}
-
-net::awaitable<ws_client> ws_client::open(std::uint16_t port, std::string target) {
-    auto client = co_await handshake(port, std::move(target));
-    auto const initial = co_await client.read_event();
-    BOOST_REQUIRE_EQUAL(event_type(initial), protocol::event::initial);
-    client.id_ = payload_string(initial, "id");
-    BOOST_REQUIRE(!client.id_.empty());
-    co_return client;
-}
-
-net::awaitable<boost::json::object> ws_client::read_event() {
-    beast::flat_buffer buffer;
-    auto [ec, size] = co_await ws_.async_read(buffer, use_nothrow);
-    BOOST_REQUIRE_MESSAGE(!ec, "read: " << ec.message() << " (close code " << ws_.reason().code << ")");
-    BOOST_REQUIRE_MESSAGE(ws_.got_text(), "the server sent a binary frame");
-    boost::json::error_code parse_ec;
-    auto value = boost::json::parse(beast::buffers_to_string(buffer.data()), parse_ec);
-    BOOST_REQUIRE_MESSAGE(!parse_ec && value.is_object(),
-                          "not a JSON object: " << beast::buffers_to_string(buffer.data()));
-    co_return std::move(value.get_object());
-}
-
-net::awaitable<boost::json::object> ws_client::read_until(std::string_view type) {
-    for (;;) {
-        auto event = co_await read_event();
-        if (event_type(event) == type) co_return event;
-    }
-}
-
-net::awaitable<close_info> ws_client::read_close() {
-    beast::flat_buffer buffer;
-    for (;;) {
-        auto [ec, size] = co_await ws_.async_read(buffer, use_nothrow);
-        // A close frame was received even if answering it failed (the server may reset the connection
-        // when unread data is left behind, as after an oversized message).
-        if (ec == websocket::error::closed || (ec && ws_.reason().code != 0))
-            co_return close_info{ws_.reason().code, std::string(ws_.reason().reason.c_str())};
-        BOOST_REQUIRE_MESSAGE(!ec, "expected a close frame, got: " << ec.message());
-        buffer.consume(buffer.size());
-    }
-}
-
-net::awaitable<void> ws_client::send_text(std::string_view text) {
-    auto [ec, size] = co_await ws_.async_write(net::buffer(text.data(), text.size()), use_nothrow);
-    BOOST_REQUIRE_MESSAGE(!ec, "write: " << ec.message());
-}
-
-net::awaitable<void> ws_client::send_event(std::string_view type) {
-    co_await send_event(type, id_);
-}
-
-net::awaitable<void> ws_client::send_event(std::string_view type, std::string_view id) {
-    auto const text = boost::json::serialize(boost::json::object{{"type", type}, {"payload", {{"id", id}}}});
-    co_await send_text(text);
-}
-
-net::awaitable<bool> ws_client::try_send_event(std::string_view type, std::string_view id) {
-    auto const text = boost::json::serialize(boost::json::object{{"type", type}, {"payload", {{"id", id}}}});
-    auto [ec, size] = co_await ws_.async_write(net::buffer(text), use_nothrow);
-    co_return !ec;
-}
-
-net::awaitable<void> ws_client::connect_and_subscribe() {
-    co_await send_event(protocol::event::connect);
-    co_await send_event(protocol::event::subscribe);
-    auto const confirmation = co_await read_until(protocol::event::subscribe_confirmation);
-    BOOST_REQUIRE_EQUAL(payload_string(confirmation, "status"), "ok");
-}
-
-net::awaitable<std::vector<boost::json::object>> ws_client::barrier() {
-    co_await send_event("barrier");
-    std::vector<boost::json::object> before;
-    for (;;) {
-        auto event = co_await read_event();
-        if (event_type(event) == protocol::event::error && payload_string(event, "code") == "unknown_type")
-            co_return before;
-        before.push_back(std::move(event));
-    }
-}
-
-net::awaitable<void> ws_client::close() {
-    auto [ec] = co_await ws_.async_close(websocket::close_code::normal, use_nothrow);
-    BOOST_REQUIRE_MESSAGE(!ec, "close: " << ec.message());
-}
-
-net::awaitable<http::response<http::string_body>> http_request(std::uint16_t port, http::verb method,
+/** One request on a fresh connection; the response is read whole. */
+template <class Stream>
+net::awaitable<http::response<http::string_body>> request_over(dialer<Stream> to, http::verb method,
                                                                std::string target, std::string body,
                                                                header_list headers) {
-    auto stream = co_await connect_tcp(port);
+    auto stream = co_await dial(to);
     http::request<http::string_body> request{method, target, 11};
-    request.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+    request.set(http::field::host, "127.0.0.1:" + std::to_string(to.port));
     request.keep_alive(false);
     for (auto const& [field, value] : headers)
         request.set(field, value);
@@ -169,6 +68,155 @@ net::awaitable<http::response<http::string_body>> http_request(std::uint16_t por
     co_return parser.release();
 }
 
+} // namespace
+
+std::string event_type(boost::json::object const& event) {
+    auto const* type = event.if_contains("type");
+    return type && type->is_string() ? std::string(type->get_string()) : std::string();
+}
+
+std::string payload_string(boost::json::object const& event, std::string_view field) {
+    auto const* payload = event.if_contains("payload");
+    if (!payload || !payload->is_object()) return {};
+    auto const* value = payload->get_object().if_contains(field);
+    return value && value->is_string() ? std::string(value->get_string()) : std::string();
+}
+
+template <class Stream>
+net::awaitable<unsigned> basic_ws_client<Stream>::try_handshake(dialer<Stream> to, std::string target) {
+    auto stream = co_await dial(to);
+    websocket::stream<Stream> ws(std::move(stream));
+    websocket::response_type response;
+    auto const host = "127.0.0.1:" + std::to_string(to.port);
+    // A refused upgrade fails the handshake; the status is what the test wants.
+    co_await ws.async_handshake(response, host, target, use_nothrow);
+    co_return response.result_int();
+}
+
+template <class Stream>
+net::awaitable<basic_ws_client<Stream>> basic_ws_client<Stream>::handshake(dialer<Stream> to,
+                                                                           std::string target) {
+    auto stream = co_await dial(to);
+    websocket::stream<Stream> ws(std::move(stream));
+    websocket::response_type response;
+    auto const host = "127.0.0.1:" + std::to_string(to.port);
+    auto [ec] = co_await ws.async_handshake(response, host, target, use_nothrow);
+    BOOST_REQUIRE_MESSAGE(!ec, "handshake on " << target << ": " << ec.message() << " (HTTP "
+                                               << response.result_int() << ")");
+    ws.text(true);
+    co_return basic_ws_client(std::move(ws));
+}
+
+template <class Stream>
+net::awaitable<basic_ws_client<Stream>> basic_ws_client<Stream>::open(dialer<Stream> to, std::string target) {
+    auto client = co_await handshake(to, std::move(target));
+    auto const initial = co_await client.read_event();
+    BOOST_REQUIRE_EQUAL(event_type(initial), protocol::event::initial);
+    client.id_ = payload_string(initial, "id");
+    BOOST_REQUIRE(!client.id_.empty());
+    co_return client;
+}
+
+template <class Stream>
+net::awaitable<boost::json::object> basic_ws_client<Stream>::read_event() {
+    beast::flat_buffer buffer;
+    auto [ec, size] = co_await ws_.async_read(buffer, use_nothrow);
+    BOOST_REQUIRE_MESSAGE(!ec, "read: " << ec.message() << " (close code " << ws_.reason().code << ")");
+    BOOST_REQUIRE_MESSAGE(ws_.got_text(), "the server sent a binary frame");
+    boost::json::error_code parse_ec;
+    auto value = boost::json::parse(beast::buffers_to_string(buffer.data()), parse_ec);
+    BOOST_REQUIRE_MESSAGE(!parse_ec && value.is_object(),
+                          "not a JSON object: " << beast::buffers_to_string(buffer.data()));
+    co_return std::move(value.get_object());
+}
+
+template <class Stream>
+net::awaitable<boost::json::object> basic_ws_client<Stream>::read_until(std::string_view type) {
+    for (;;) {
+        auto event = co_await read_event();
+        if (event_type(event) == type) co_return event;
+    }
+}
+
+template <class Stream>
+net::awaitable<close_info> basic_ws_client<Stream>::read_close() {
+    beast::flat_buffer buffer;
+    for (;;) {
+        auto [ec, size] = co_await ws_.async_read(buffer, use_nothrow);
+        // A close frame was received even if answering it failed (the server may reset the connection
+        // when unread data is left behind, as after an oversized message).
+        if (ec == websocket::error::closed || (ec && ws_.reason().code != 0))
+            co_return close_info{ws_.reason().code, std::string(ws_.reason().reason.c_str())};
+        BOOST_REQUIRE_MESSAGE(!ec, "expected a close frame, got: " << ec.message());
+        buffer.consume(buffer.size());
+    }
+}
+
+template <class Stream>
+net::awaitable<void> basic_ws_client<Stream>::send_text(std::string_view text) {
+    auto [ec, size] = co_await ws_.async_write(net::buffer(text.data(), text.size()), use_nothrow);
+    BOOST_REQUIRE_MESSAGE(!ec, "write: " << ec.message());
+}
+
+template <class Stream>
+net::awaitable<void> basic_ws_client<Stream>::send_event(std::string_view type) {
+    co_await send_event(type, id_);
+}
+
+template <class Stream>
+net::awaitable<void> basic_ws_client<Stream>::send_event(std::string_view type, std::string_view id) {
+    auto const text = boost::json::serialize(boost::json::object{{"type", type}, {"payload", {{"id", id}}}});
+    co_await send_text(text);
+}
+
+template <class Stream>
+net::awaitable<bool> basic_ws_client<Stream>::try_send_event(std::string_view type, std::string_view id) {
+    auto const text = boost::json::serialize(boost::json::object{{"type", type}, {"payload", {{"id", id}}}});
+    auto [ec, size] = co_await ws_.async_write(net::buffer(text), use_nothrow);
+    co_return !ec;
+}
+
+template <class Stream>
+net::awaitable<void> basic_ws_client<Stream>::connect_and_subscribe() {
+    co_await send_event(protocol::event::connect);
+    co_await send_event(protocol::event::subscribe);
+    auto const confirmation = co_await read_until(protocol::event::subscribe_confirmation);
+    BOOST_REQUIRE_EQUAL(payload_string(confirmation, "status"), "ok");
+}
+
+template <class Stream>
+net::awaitable<std::vector<boost::json::object>> basic_ws_client<Stream>::barrier() {
+    co_await send_event("barrier");
+    std::vector<boost::json::object> before;
+    for (;;) {
+        auto event = co_await read_event();
+        if (event_type(event) == protocol::event::error && payload_string(event, "code") == "unknown_type")
+            co_return before;
+        before.push_back(std::move(event));
+    }
+}
+
+template <class Stream>
+net::awaitable<void> basic_ws_client<Stream>::close() {
+    auto [ec] = co_await ws_.async_close(websocket::close_code::normal, use_nothrow);
+    BOOST_REQUIRE_MESSAGE(!ec, "close: " << ec.message());
+}
+
+net::awaitable<http::response<http::string_body>> http_request(std::uint16_t port, http::verb method,
+                                                               std::string target, std::string body,
+                                                               header_list headers) {
+    return request_over<beast::tcp_stream>(port, method, std::move(target), std::move(body),
+                                           std::move(headers));
+}
+
+net::awaitable<http::response<http::string_body>> https_request(std::uint16_t port,
+                                                                net::ssl::context& context, http::verb method,
+                                                                std::string target, std::string body,
+                                                                header_list headers) {
+    return request_over<tls_stream>({port, context}, method, std::move(target), std::move(body),
+                                    std::move(headers));
+}
+
 net::awaitable<std::string> raw_exchange(std::uint16_t port, std::string request) {
     auto stream = co_await connect_tcp(port);
     auto [write_ec, written] = co_await net::async_write(stream, net::buffer(request), use_nothrow);
@@ -182,5 +230,8 @@ net::awaitable<std::string> raw_exchange(std::uint16_t port, std::string request
     }
     co_return reply;
 }
+
+template class basic_ws_client<beast::tcp_stream>;
+template class basic_ws_client<tls_stream>;
 
 } // namespace wolf::test

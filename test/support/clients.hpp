@@ -1,6 +1,7 @@
 #pragma once
 
 #include "net.hpp"
+#include "tls.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -22,22 +23,43 @@ struct close_info {
     std::string reason;
 };
 
+/** How a test client reaches the server on 127.0.0.1: a stream type and what it needs to connect. */
+template <class Stream>
+struct dialer;
+
+/** Plain TCP to a port; converts from the port, so `ws_client::open(srv.port())` reads as before. */
+template <>
+struct dialer<beast::tcp_stream> {
+    dialer(std::uint16_t p) noexcept
+        : port(p) {}
+    std::uint16_t port;
+};
+
+/** TLS to a port; the handshake verifies the server's certificate with `context`. */
+template <>
+struct dialer<tls_stream> {
+    std::uint16_t port;
+    net::ssl::context& context;
+};
+
 /**
- * A WebSocket test client on coroutines. Failures (a read error where an event was expected, a frame
- * that is not a JSON object) end the test through BOOST_REQUIRE.
+ * A WebSocket test client on coroutines, over plain TCP (ws_client) or TLS (wss_client). Failures (a
+ * failed connection or TLS handshake, a read error where an event was expected, a frame that is not a
+ * JSON object) end the test through BOOST_REQUIRE.
  */
-class ws_client {
+template <class Stream>
+class basic_ws_client {
 public:
-    /** Completes the handshake on 127.0.0.1:port and reads `initial`. */
-    static net::awaitable<ws_client> open(std::uint16_t port, std::string target = "/ws");
+    /** Completes the handshake and reads `initial`. */
+    static net::awaitable<basic_ws_client> open(dialer<Stream> to, std::string target = "/ws");
     /** Completes the handshake only; returns the server's HTTP response status on failure via BOOST_REQUIRE.
      */
-    static net::awaitable<ws_client> handshake(std::uint16_t port, std::string target = "/ws");
+    static net::awaitable<basic_ws_client> handshake(dialer<Stream> to, std::string target = "/ws");
     /** Tries the handshake and returns the HTTP status the server answered with (101 on success). */
-    static net::awaitable<unsigned> try_handshake(std::uint16_t port, std::string target = "/ws");
+    static net::awaitable<unsigned> try_handshake(dialer<Stream> to, std::string target = "/ws");
 
     std::string const& id() const noexcept { return id_; }
-    websocket::stream<beast::tcp_stream>& stream() noexcept { return ws_; }
+    websocket::stream<Stream>& stream() noexcept { return ws_; }
 
     /** The next frame, parsed as a JSON object. */
     net::awaitable<boost::json::object> read_event();
@@ -67,12 +89,17 @@ public:
     net::awaitable<void> close();
 
 private:
-    explicit ws_client(websocket::stream<beast::tcp_stream> ws)
+    explicit basic_ws_client(websocket::stream<Stream> ws)
         : ws_(std::move(ws)) {}
 
-    websocket::stream<beast::tcp_stream> ws_;
+    websocket::stream<Stream> ws_;
     std::string id_;
 };
+
+using ws_client = basic_ws_client<beast::tcp_stream>;
+using wss_client = basic_ws_client<tls_stream>;
+extern template class basic_ws_client<beast::tcp_stream>;
+extern template class basic_ws_client<tls_stream>;
 
 /** The type of an event object ("" if absent). */
 std::string event_type(boost::json::object const& event);
@@ -86,6 +113,12 @@ using header_list = std::vector<std::pair<http::field, std::string>>;
 net::awaitable<http::response<http::string_body>> http_request(std::uint16_t port, http::verb method,
                                                                std::string target, std::string body = {},
                                                                header_list headers = {});
+
+/** The same over TLS, verifying the server's certificate with `context`. */
+net::awaitable<http::response<http::string_body>> https_request(std::uint16_t port,
+                                                                net::ssl::context& context, http::verb method,
+                                                                std::string target, std::string body = {},
+                                                                header_list headers = {});
 
 /** Writes raw bytes on a fresh connection and returns everything the server sends until it closes. */
 net::awaitable<std::string> raw_exchange(std::uint16_t port, std::string request);

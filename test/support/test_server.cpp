@@ -31,17 +31,14 @@ std::vector<std::string> test_quotes() {
             "Лучше быть последним в стае, чем первым в цирке.", "Never trust a sheep that owns a calendar."};
 }
 
-void run_with_server(config cfg, std::function<net::awaitable<void>(server&)> body,
-                     std::chrono::milliseconds deadline) {
-    run_with_server(std::move(cfg), test_quotes(), std::move(body), deadline);
-}
+namespace {
 
-void run_with_server(config cfg, std::vector<std::string> quotes,
-                     std::function<net::awaitable<void>(server&)> body, std::chrono::milliseconds deadline) {
+void run_server(config cfg, std::vector<std::string> quotes, net::ssl::context* tls,
+                std::function<net::awaitable<void>(server&)> body, std::chrono::milliseconds deadline) {
     set_log_level(cfg.level);
     net::io_context ioc;
-    server srv(ioc.get_executor(), std::move(cfg), asset_store::embedded(),
-               quote_deck(std::move(quotes), 42));
+    server srv(ioc.get_executor(), std::move(cfg), asset_store::embedded(), quote_deck(std::move(quotes), 42),
+               tls);
     srv.start();
 
     auto const test = [&]() -> net::awaitable<void> {
@@ -56,6 +53,23 @@ void run_with_server(config cfg, std::vector<std::string> quotes,
     };
     // Whatever is left after the shutdown (sessions finishing their close) must end by itself.
     run_to_completion(ioc, test(), deadline);
+}
+
+} // namespace
+
+void run_with_server(config cfg, std::function<net::awaitable<void>(server&)> body,
+                     std::chrono::milliseconds deadline) {
+    run_server(std::move(cfg), test_quotes(), nullptr, std::move(body), deadline);
+}
+
+void run_with_server(config cfg, std::vector<std::string> quotes,
+                     std::function<net::awaitable<void>(server&)> body, std::chrono::milliseconds deadline) {
+    run_server(std::move(cfg), std::move(quotes), nullptr, std::move(body), deadline);
+}
+
+void run_with_server(config cfg, net::ssl::context& tls, std::function<net::awaitable<void>(server&)> body,
+                     std::chrono::milliseconds deadline) {
+    run_server(std::move(cfg), test_quotes(), &tls, std::move(body), deadline);
 }
 
 void run_to_completion(net::io_context& ioc, net::awaitable<void> task, std::chrono::milliseconds deadline) {

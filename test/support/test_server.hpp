@@ -35,6 +35,10 @@ void run_with_server(config cfg, std::vector<std::string> quotes,
                      std::function<net::awaitable<void>(server&)> body,
                      std::chrono::milliseconds deadline = 30s);
 
+/** The same on a TLS port (HTTPS and wss:// only) with this server context. */
+void run_with_server(config cfg, net::ssl::context& tls, std::function<net::awaitable<void>(server&)> body,
+                     std::chrono::milliseconds deadline = 30s);
+
 /**
  * Runs `task` on `ioc` until it finishes, failing the test if `deadline` passes first, rethrows what it
  * threw, then requires everything else on `ioc` to end by itself within 5 s (nothing leaked).
