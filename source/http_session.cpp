@@ -116,7 +116,8 @@ refuse_upgrade(http::request<http::string_body> const& request, shared_state con
     if (path != "/ws" && path != "/") return make_status(request, http::status::not_found);
     if (state.shutting_down) return make_status(request, http::status::service_unavailable);
     if (state.connections.connections() + state.pending_upgrades >= state.cfg.max_connections) {
-        log_debug("upgrade refused: at --max-connections ", state.cfg.max_connections);
+        log_debug("upgrade_refused", kv("reason", "max_connections"),
+                  kv("max_connections", state.cfg.max_connections));
         return make_status(request, http::status::service_unavailable);
     }
     return std::nullopt;
@@ -137,7 +138,8 @@ net::awaitable<void> run_http_session(net::ip::tcp::socket socket, shared_state&
         if (read_ec) {
             if (read_ec == beast::error::timeout) {
                 ++state.stats.http_timeouts_total;
-                log_debug("http request not complete within --handshake-timeout: closed");
+                log_debug("http_timeout",
+                          kv("handshake_timeout", format_duration(state.cfg.handshake_timeout)));
             }
             // Malformed requests get an answer; a peer that left or timed out gets nothing.
             std::optional<http::status> status;

@@ -39,6 +39,7 @@ void run_with_server(config cfg, std::function<net::awaitable<void>(server&)> bo
 void run_with_server(config cfg, std::vector<std::string> quotes,
                      std::function<net::awaitable<void>(server&)> body, std::chrono::milliseconds deadline) {
     set_log_level(cfg.level);
+    set_log_format(cfg.format);
     net::io_context ioc;
     server srv(ioc.get_executor(), std::move(cfg), asset_store::embedded(),
                quote_deck(std::move(quotes), 42));
