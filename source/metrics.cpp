@@ -1,11 +1,26 @@
 #include "metrics.hpp"
 
+#include "process_stats.hpp"
 #include "registry.hpp"
 
 #include <boost/json.hpp>
+#include <charconv>
+#include <cmath>
 #include <sstream>
 
 namespace wolf {
+namespace {
+
+/** A sample value as the Go client writes one: shortest round trip, %g style ("1e-05", "86400"). */
+std::string format_number(double value) {
+    if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+    if (std::isnan(value)) return "NaN";
+    char digits[32];
+    auto const [end, ec] = std::to_chars(digits, digits + sizeof digits, value, std::chars_format::general);
+    return std::string(digits, end);
+}
+
+} // namespace
 
 std::string_view to_string(eviction_reason reason) noexcept {
     static constexpr std::array<std::string_view, eviction_reason_count> names{
@@ -46,6 +61,23 @@ std::string render_prometheus(metrics const& m, registry const& r) {
         out << "wolf_protocol_errors_total{code=\""
             << protocol::to_string(static_cast<protocol::error_code>(i)) << "\"} " << m.protocol_errors[i]
             << '\n';
+
+    // The standard process collector's names and meanings, as the Prometheus client libraries export them.
+    if (auto const process = read_process_stats()) {
+        family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+        out << "process_cpu_seconds_total " << format_number(process->cpu_seconds) << '\n';
+        family("process_open_fds", "gauge", "Number of open file descriptors.");
+        out << "process_open_fds " << process->open_fds << '\n';
+        family("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        out << "process_max_fds " << process->max_fds << '\n';
+        family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        out << "process_virtual_memory_bytes " << process->virtual_memory_bytes << '\n';
+        family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        out << "process_resident_memory_bytes " << process->resident_memory_bytes << '\n';
+        family("process_start_time_seconds", "gauge",
+               "Start time of the process since unix epoch in seconds.");
+        out << "process_start_time_seconds " << format_number(process->start_time_seconds) << '\n';
+    }
     return std::move(out).str();
 }
 

@@ -45,7 +45,8 @@ struct metrics {
     }
 };
 
-/** The Prometheus text exposition (format 0.0.4) of the counters and the registry's gauges. */
+/** The Prometheus text exposition (format 0.0.4) of the counters, the registry's gauges and the process
+ * collector's figures of this process (read from /proc on each call). */
 std::string render_prometheus(metrics const& m, registry const& r);
 
 /** The /healthz body: {"status":"ok","connections":N,"subscribers":M}. */

@@ -1,6 +1,7 @@
 #include "harness.hpp"
 
 #include "async.hpp"
+#include "process_stats.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
 
@@ -219,20 +220,12 @@ double metric(metric_samples const& samples, std::string_view name) {
 }
 
 std::size_t rss_kib(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.starts_with("VmRSS:")) return number_after(line, "VmRSS:").value_or(0);
-    return 0;
+    auto const stats = read_process_stats(pid);
+    return stats ? stats->resident_memory_bytes / 1024 : 0;
 }
 
 std::size_t open_descriptors(pid_t pid) {
-    std::error_code ec;
-    std::size_t count = 0;
-    for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
-        ++count;
-    return count;
+    return count_open_fds(pid).value_or(0);
 }
 
 unsigned long raise_open_file_limit() {
