@@ -125,7 +125,8 @@ net::awaitable<void> websocket_session::run(http::request<http::string_body> req
     auto& connections = state_.connections;
     connections.add(*this);
     ++state_.stats.connections_total;
-    touch(steady_clock::now());
+    auto const opened = steady_clock::now();
+    touch(opened);
     enqueue(make_frame(protocol::make_initial(id())));
     beast::error_code endpoint_ec;
     log_info("open", kv("id", id()),
@@ -162,6 +163,8 @@ net::awaitable<void> websocket_session::run(http::request<http::string_body> req
     drop_unsent();
     abort(); // the read failed: make sure a write in flight completes too
     log_end(end_ec);
+    state_.stats.session_duration.observe(
+        std::chrono::duration<double>(steady_clock::now() - opened).count());
     if (state_.on_peer_removed) state_.on_peer_removed();
 }
 

@@ -1,5 +1,5 @@
 #define BOOST_TEST_MODULE metrics
-// The process collector's figures read from /proc, in the Prometheus text format.
+// Histograms in the Prometheus text format, and the process collector's figures read from /proc.
 #include "metrics.hpp"
 #include "process_stats.hpp"
 #include "registry.hpp"
@@ -22,6 +22,59 @@ double sample(std::string const& text, std::string const& series) {
 }
 
 } // namespace
+
+BOOST_AUTO_TEST_SUITE(histograms)
+
+BOOST_AUTO_TEST_CASE(buckets_are_cumulative_and_inf_equals_the_count) {
+    std::array<double, 3> const bounds{0.25, 1, 10};
+    histogram h(bounds);
+    for (double value : {0.125, 0.25, 0.5, 2.0, 20.0, 30.0})
+        h.observe(value);
+    BOOST_TEST(h.count() == 6u);
+    BOOST_TEST(h.sum() == 52.875);
+
+    auto const text = render_histogram("wolf_example_seconds", "An example.", h);
+    BOOST_TEST(text == "# HELP wolf_example_seconds An example.\n"
+                       "# TYPE wolf_example_seconds histogram\n"
+                       "wolf_example_seconds_bucket{le=\"0.25\"} 2\n" // 0.25 itself is in le="0.25"
+                       "wolf_example_seconds_bucket{le=\"1\"} 3\n"
+                       "wolf_example_seconds_bucket{le=\"10\"} 4\n"
+                       "wolf_example_seconds_bucket{le=\"+Inf\"} 6\n"
+                       "wolf_example_seconds_sum 52.875\n"
+                       "wolf_example_seconds_count 6\n");
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_histogram_has_every_bucket_at_zero) {
+    histogram const h(broadcast_duration_bounds);
+    auto const text = render_histogram("h", "Empty.", h);
+    BOOST_TEST(text.find("h_bucket{le=\"1e-05\"} 0\n") != std::string::npos, text);
+    BOOST_TEST(text.find("h_bucket{le=\"0.0001\"} 0\n") != std::string::npos, text);
+    BOOST_TEST(text.find("h_bucket{le=\"+Inf\"} 0\n") != std::string::npos, text);
+    BOOST_TEST(text.find("h_sum 0\n") != std::string::npos, text);
+    BOOST_TEST(text.find("h_count 0\n") != std::string::npos, text);
+}
+
+BOOST_AUTO_TEST_CASE(the_server_exports_both_histograms) {
+    metrics m;
+    registry r;
+    m.broadcast_duration.observe(0.00003);
+    m.session_duration.observe(90);
+    m.session_duration.observe(100000);
+    auto const text = render_prometheus(m, r);
+    BOOST_TEST(text.find("# TYPE wolf_broadcast_duration_seconds histogram\n") != std::string::npos);
+    BOOST_TEST(sample(text, "wolf_broadcast_duration_seconds_bucket{le=\"2.5e-05\"}") == 0);
+    BOOST_TEST(sample(text, "wolf_broadcast_duration_seconds_bucket{le=\"5e-05\"}") == 1);
+    BOOST_TEST(sample(text, "wolf_broadcast_duration_seconds_count") == 1);
+    BOOST_TEST(text.find("# TYPE wolf_session_duration_seconds histogram\n") != std::string::npos);
+    BOOST_TEST(sample(text, "wolf_session_duration_seconds_bucket{le=\"60\"}") == 0);
+    BOOST_TEST(sample(text, "wolf_session_duration_seconds_bucket{le=\"300\"}") == 1);
+    BOOST_TEST(sample(text, "wolf_session_duration_seconds_bucket{le=\"86400\"}") == 1);
+    BOOST_TEST(sample(text, "wolf_session_duration_seconds_bucket{le=\"+Inf\"}") == 2);
+    BOOST_TEST(sample(text, "wolf_session_duration_seconds_sum") == 100090);
+    BOOST_TEST(sample(text, "wolf_session_duration_seconds_count") == 2);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(process)
 
