@@ -20,6 +20,7 @@ COPY test test
 # run in scripts/test instead.
 RUN cmake --preset release -DWOLF_BUILD_BENCH=OFF \
     && cmake --build --preset release --target wolf-wisdom protocol_test config_test quote_deck_test registry_test \
+        logger_test metrics_test \
     && ctest --preset release -L unit
 
 # Runtime stage: the binary, the two Boost libraries and OpenSSL it links, and a non-root user.

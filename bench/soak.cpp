@@ -8,7 +8,7 @@
 #include "config.hpp"
 #include "option_values.hpp"
 #include "probe.hpp"
-#include "proc_stats.hpp"
+#include "process_stats.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -36,7 +36,15 @@ using namespace wolf::bench;
 using namespace std::chrono_literals;
 namespace net = wolf::net;
 namespace po = boost::program_options;
+using wolf::count_open_fds;
+using wolf::process_stats;
+using wolf::read_process_stats;
 using wolf::use_nothrow;
+
+/** Resident memory in KiB, the unit of the report. */
+std::uint64_t rss_kib(process_stats const& p) {
+    return p.resident_memory_bytes / 1024;
+}
 
 // Bounds on the waits between phases. Every session is bounded by its own timeouts (10 s per handshake,
 // 30 s of silence), so these only matter when something is badly wrong.
@@ -115,7 +123,7 @@ std::variant<soak_options, int> parse_command_line(int argc, char* argv[]) {
         if (address_ec) throw bad_value("--host", opt.host, "an IP address");
         opt.port = static_cast<std::uint16_t>(parse_count("--port", text("port"), 1, 65535));
         opt.server_pid = static_cast<pid_t>(parse_count("--server-pid", text("server-pid"), 1, 4'194'304));
-        if (!sample_process(opt.server_pid))
+        if (!read_process_stats(opt.server_pid))
             throw bad_value("--server-pid", text("server-pid"), "a process whose /proc entry we can read");
         opt.subscribers = parse_count("--subscribers", text("subscribers"), 0, 1'000'000);
         opt.churn = parse_count("--churn", text("churn"), 0, 100'000);
@@ -186,7 +194,7 @@ struct server_counters {
 struct sample {
     std::string phase;
     double at = 0; // seconds since the soak began
-    std::optional<proc_sample> proc;
+    std::optional<process_stats> proc;
     std::optional<health> healthz;
     std::optional<server_counters> counters;
 };
@@ -362,10 +370,10 @@ net::awaitable<sample> soak::take_sample(std::string phase) {
     s.counters = co_await get_counters();
     // /proc last, a moment after the probes, so their own connections are closed on the server by then.
     co_await pause(100ms);
-    s.proc = sample_process(opt_.server_pid);
+    s.proc = read_process_stats(opt_.server_pid);
     std::ostringstream line;
     line << s.phase << ":";
-    if (s.proc) line << " rss=" << s.proc->rss_kib << "KiB fds=" << s.proc->open_fds;
+    if (s.proc) line << " rss=" << rss_kib(*s.proc) << "KiB fds=" << s.proc->open_fds;
     if (s.healthz)
         line << " connections=" << s.healthz->connections << " subscribers=" << s.healthz->subscribers;
     if (!s.proc || !s.healthz || !s.counters) line << " (some figures could not be read)";
@@ -605,11 +613,11 @@ void soak::print_report(std::vector<cycle_result> const& cycles) const {
     };
     for (auto const& s : samples_) {
         out << "| " << s.phase << " | " << fixed(s.at) << " | "
-            << or_na(s.proc, [](proc_sample const& p) { return std::to_string(p.rss_kib); }) << " | "
-            << or_na(s.proc, [](proc_sample const& p) { return std::to_string(p.open_fds); }) << " | "
+            << or_na(s.proc, [](process_stats const& p) { return std::to_string(rss_kib(p)); }) << " | "
+            << or_na(s.proc, [](process_stats const& p) { return std::to_string(p.open_fds); }) << " | "
             << or_na(s.healthz, [](health const& h) { return std::to_string(h.connections); }) << " | "
             << or_na(s.healthz, [](health const& h) { return std::to_string(h.subscribers); }) << " | "
-            << or_na(s.proc, [](proc_sample const& p) { return fixed(p.cpu_seconds, 2); }) << " |\n";
+            << or_na(s.proc, [](process_stats const& p) { return fixed(p.cpu_seconds, 2); }) << " |\n";
     }
     out << '\n';
 
@@ -687,7 +695,7 @@ void soak::print_report(std::vector<cycle_result> const& cycles) const {
 
     // The verdicts.
     // A pointer, not a copied optional: GCC 12 warns about the copy's payload being maybe-uninitialized.
-    proc_sample const* const base = baseline_ && baseline_->proc ? &*baseline_->proc : nullptr;
+    process_stats const* const base = baseline_ && baseline_->proc ? &*baseline_->proc : nullptr;
     bool fds_back = base && !afters_.empty();
     std::ostringstream fds;
     fds << "baseline " << (base ? std::to_string(base->open_fds) : "n/a");
@@ -703,19 +711,19 @@ void soak::print_report(std::vector<cycle_result> const& cycles) const {
         auto const& s = starts_[i].proc;
         auto const& a = afters_[i].proc;
         if (!s || !a) continue;
-        out << (i == 0 ? " " : "; ") << "cycle " << i + 1 << " start " << s->rss_kib << " → after "
-            << a->rss_kib << " KiB";
+        out << (i == 0 ? " " : "; ") << "cycle " << i + 1 << " start " << rss_kib(*s) << " → after "
+            << rss_kib(*a) << " KiB";
     }
     if (afters_.size() >= 2 && afters_.front().proc && afters_.back().proc) {
-        auto const from = static_cast<double>(afters_.front().proc->rss_kib);
-        auto const to = static_cast<double>(afters_.back().proc->rss_kib);
+        auto const from = static_cast<double>(rss_kib(*afters_.front().proc));
+        auto const to = static_cast<double>(rss_kib(*afters_.back().proc));
         out << "; **growth from cycle 1's after to cycle " << afters_.size()
             << "'s after: " << signed_kib(to - from) << " (" << (to >= from ? "+" : "")
             << fixed(100.0 * (to - from) / from) << " %)**";
     } else if (base && !afters_.empty() && afters_.back().proc) {
         out << "; after vs baseline "
-            << signed_kib(static_cast<double>(afters_.back().proc->rss_kib) -
-                          static_cast<double>(base->rss_kib));
+            << signed_kib(static_cast<double>(rss_kib(*afters_.back().proc)) -
+                          static_cast<double>(rss_kib(*base)));
     }
     out << "\n";
 

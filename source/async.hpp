@@ -15,14 +15,14 @@ namespace wolf {
 /** Errors as values on the I/O path: `auto [ec, n] = co_await op(..., use_nothrow);`. */
 inline constexpr auto use_nothrow = net::as_tuple(net::use_awaitable);
 
-/** Logs an exception that escaped a coroutine, as "<what> failed: <message>". */
+/** Logs an exception that escaped a coroutine: event `failed`, what=<what> error=<message>. */
 inline void log_failure(std::string_view what, std::exception_ptr const& error) {
     try {
         std::rethrow_exception(error);
     } catch (std::exception const& e) {
-        log_error(what, " failed: ", e.what());
+        log_error("failed", kv("what", what), kv("error", e.what()));
     } catch (...) {
-        log_error(what, " failed: unknown exception");
+        log_error("failed", kv("what", what), kv("error", "unknown exception"));
     }
 }
 

@@ -49,10 +49,11 @@ std::size_t broadcaster::fan_out(broadcast_message const& message) {
     stats_.wisdom_sent_total += queued;
     stats_.wisdom_dropped_total += dropped;
     std::uint64_t const number = ++stats_.broadcast_ticks_total;
-    auto const elapsed = std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - started);
-    log_info(message.from == broadcast_message::origin::tick ? "tick " : "publish ", number,
-             ": recipients=", queued, " dropped=", dropped, " connections=", connections_.connections(),
-             " fanout_us=", elapsed.count());
+    auto const elapsed = steady_clock::now() - started;
+    stats_.broadcast_duration.observe(std::chrono::duration<double>(elapsed).count());
+    log_info(message.from == broadcast_message::origin::tick ? "tick" : "publish", kv("number", number),
+             kv("recipients", queued), kv("dropped", dropped), kv("connections", connections_.connections()),
+             kv("fanout_us", std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
     return queued;
 }
 

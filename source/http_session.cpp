@@ -99,8 +99,8 @@ std::optional<response> refuse_unauthorized(http::request<http::string_body> con
     token.remove_prefix(std::min(token.find_first_not_of(' '), token.size()));
     if (bearer && same_token(token, state.cfg.admin_token)) return std::nullopt;
 
-    log_debug(header.empty() ? "admin request without a token: 401"
-                             : "admin request with a wrong token: 401");
+    log_debug("admin_unauthorized", kv("path", path_of(request.target())),
+              kv("token_given", !header.empty()));
     auto res = make_json(request, http::status::unauthorized,
                          {{"error", header.empty() ? "an Authorization: Bearer <token> header is required"
                                                    : "invalid token"}});
@@ -227,7 +227,8 @@ refuse_upgrade(http::request<http::string_body> const& request, shared_state con
     if (path != "/ws" && path != "/") return make_status(request, http::status::not_found);
     if (state.shutting_down) return make_status(request, http::status::service_unavailable);
     if (state.connections.connections() + state.pending_upgrades >= state.cfg.max_connections) {
-        log_debug("upgrade refused: at --max-connections ", state.cfg.max_connections);
+        log_debug("upgrade_refused", kv("reason", "max_connections"),
+                  kv("max_connections", state.cfg.max_connections));
         return make_status(request, http::status::service_unavailable);
     }
     return std::nullopt;
@@ -248,7 +249,8 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
         if (read_ec) {
             if (read_ec == beast::error::timeout) {
                 ++state.stats.http_timeouts_total;
-                log_debug("http request not complete within --handshake-timeout: closed");
+                log_debug("http_timeout",
+                          kv("handshake_timeout", format_duration(state.cfg.handshake_timeout)));
             }
             // Malformed requests get an answer; a peer that left or timed out gets nothing.
             std::optional<http::status> status;
@@ -337,7 +339,7 @@ net::awaitable<void> run_tls_connection(net::ip::tcp::socket socket, shared_stat
         }
         if (handshake_ec) {
             if (handshake_ec == beast::error::timeout) ++state.stats.http_timeouts_total;
-            log_debug("tls handshake failed: ", handshake_ec.message());
+            log_debug("tls_handshake_failed", kv("error", handshake_ec.message()));
             co_return;
         }
     }

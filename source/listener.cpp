@@ -26,8 +26,8 @@ net::awaitable<void> run_listener(net::ip::tcp::acceptor& acceptor, shared_state
             ++failures;
             backoff = std::clamp(backoff * 2, duration{10}, duration{1000});
             if (auto const now = steady_clock::now(); now - last_warning >= 1s) {
-                log_warn("accept failed (", ec.message(), "), ", failures, " time(s); retrying in ",
-                         backoff.count(), "ms");
+                log_warn("accept_failed", kv("error", ec.message()), kv("failures", failures),
+                         kv("retry_ms", backoff.count()));
                 last_warning = now;
             }
             backoff_timer.expires_after(backoff);

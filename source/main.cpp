@@ -38,6 +38,7 @@ int main(int argc, char* argv[]) {
     }
     auto& cfg = *cli.cfg;
     set_log_level(cfg.level);
+    set_log_format(cfg.format);
 
     auto quotes = cfg.quotes_file.empty()
                       ? parse_quotes(embedded_file_data(default_quotes_name).value_or(""), "built-in quotes")
@@ -76,12 +77,12 @@ int main(int argc, char* argv[]) {
                                                                         int signal) {
         if (ec) return;
         if (stopping) {
-            log_warn("signal ", signal, " again: stopping now");
+            log_warn("signal", kv("number", signal), kv("action", "stop_now"));
             ioc.stop();
             return;
         }
         stopping = true;
-        log_info("signal ", signal, ": shutting down");
+        log_info("signal", kv("number", signal), kv("action", "shutdown"));
         net::co_spawn(ioc, srv.shutdown(), [&](std::exception_ptr error) {
             signals.cancel();
             if (error) std::rethrow_exception(error);
@@ -93,7 +94,7 @@ int main(int argc, char* argv[]) {
     try {
         ioc.run();
     } catch (std::exception const& e) {
-        log_error("fatal: ", e.what());
+        log_error("fatal", kv("error", e.what()));
         return 1;
     }
     return 0;

@@ -4,8 +4,10 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace wolf {
 
@@ -25,6 +27,38 @@ enum class eviction_reason {
 inline constexpr std::size_t eviction_reason_count = 8;
 std::string_view to_string(eviction_reason reason) noexcept;
 
+/**
+ * A Prometheus histogram with fixed upper bounds. Each observation lands in the first bucket whose bound is
+ * at least the value, or in the +Inf bucket past the last; rendering makes the counts cumulative.
+ */
+class histogram {
+public:
+    /** `upper_bounds` ascending, without +Inf. */
+    explicit histogram(std::span<double const> upper_bounds);
+
+    void observe(double value) noexcept;
+
+    std::span<double const> upper_bounds() const noexcept { return bounds_; }
+    /** Observations at most upper_bounds()[i]; i == upper_bounds().size() is the +Inf bucket (= count()). */
+    std::uint64_t cumulative_count(std::size_t i) const noexcept;
+    std::uint64_t count() const noexcept { return count_; }
+    double sum() const noexcept { return sum_; }
+
+private:
+    std::vector<double> bounds_;
+    std::vector<std::uint64_t> counts_; // per bucket, not cumulative; the last is +Inf
+    std::uint64_t count_ = 0;
+    double sum_ = 0;
+};
+
+/** wolf_broadcast_duration_seconds: one fan-out, 10 µs to 1 s. */
+inline constexpr std::array<double, 16> broadcast_duration_bounds{
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+    0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   0.5,   1};
+/** wolf_session_duration_seconds: one WebSocket session, 1 s to a day. */
+inline constexpr std::array<double, 13> session_duration_bounds{1,    5,    15,    30,    60,    300,  900,
+                                                                1800, 3600, 10800, 21600, 43200, 86400};
+
 /** Counters since start. Gauges (connections, subscribers) are read from the registry. */
 struct metrics {
     std::uint64_t connections_total = 0;
@@ -34,6 +68,8 @@ struct metrics {
     std::uint64_t http_timeouts_total = 0; // HTTP requests not complete within --handshake-timeout
     std::array<std::uint64_t, eviction_reason_count> evictions{};
     std::array<std::uint64_t, protocol::error_code_count> protocol_errors{};
+    histogram broadcast_duration{broadcast_duration_bounds}; // seconds to offer one frame to every subscriber
+    histogram session_duration{session_duration_bounds};     // seconds from handshake to the end
 
     void count(eviction_reason reason) noexcept { ++evictions[static_cast<std::size_t>(reason)]; }
     void count(protocol::error_code code) noexcept { ++protocol_errors[static_cast<std::size_t>(code)]; }
@@ -45,8 +81,12 @@ struct metrics {
     }
 };
 
-/** The Prometheus text exposition (format 0.0.4) of the counters and the registry's gauges. */
+/** The Prometheus text exposition (format 0.0.4) of the counters, the histograms, the registry's gauges
+ * and the process collector's figures of this process (read from /proc on each call). */
 std::string render_prometheus(metrics const& m, registry const& r);
+
+/** One histogram family in the text exposition: HELP, TYPE, the cumulative buckets, _sum and _count. */
+std::string render_histogram(std::string_view name, std::string_view help, histogram const& h);
 
 /** The /healthz body: {"status":"ok","connections":N,"subscribers":M}. */
 std::string render_health(registry const& r);

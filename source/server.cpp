@@ -78,13 +78,14 @@ void server::start() {
     self.started = true;
     self.state.listening = true;
 
-    log_info("listening on ", self.state.tls ? "https://" : "http://", address(),
-             " interval=", format_duration(cfg.interval), " ping_timeout=", format_duration(cfg.ping_timeout),
-             " write_timeout=", format_duration(cfg.write_timeout),
-             " handshake_timeout=", format_duration(cfg.handshake_timeout), " quotes=", self.deck.size(),
-             " assets=", self.state.assets.source(), " max_connections=", cfg.max_connections,
-             " max_queue=", cfg.max_queue, " max_message_size=", cfg.max_message_size,
-             " max_errors=", cfg.max_errors);
+    log_info("listening", kv("url", std::string(self.state.tls ? "https://" : "http://") + address()),
+             kv("port", port()), kv("interval", format_duration(cfg.interval)),
+             kv("ping_timeout", format_duration(cfg.ping_timeout)),
+             kv("write_timeout", format_duration(cfg.write_timeout)),
+             kv("handshake_timeout", format_duration(cfg.handshake_timeout)), kv("quotes", self.deck.size()),
+             kv("assets", self.state.assets.source()), kv("max_connections", cfg.max_connections),
+             kv("max_queue", cfg.max_queue), kv("max_message_size", cfg.max_message_size),
+             kv("max_errors", cfg.max_errors), kv("admin_api", !cfg.admin_token.empty()));
 }
 
 std::uint16_t server::port() const {
@@ -112,8 +113,7 @@ net::awaitable<void> server::shutdown() {
     // Copies: closing changes the sets being walked.
     std::vector<peer*> const open(state.connections.open_peers().begin(),
                                   state.connections.open_peers().end());
-    log_info("shutting down: closing ", open.size(), " connection(s) with ",
-             protocol::close_code::going_away);
+    log_info("shutting_down", kv("connections", open.size()), kv("code", protocol::close_code::going_away));
     for (peer* p : open)
         p->close(protocol::close_code::going_away, protocol::close_reason::going_away);
     std::vector<closable*> const idle(state.http_connections.begin(), state.http_connections.end());
@@ -126,11 +126,10 @@ net::awaitable<void> server::shutdown() {
     }
     std::vector<peer*> const left(state.connections.live_peers().begin(),
                                   state.connections.live_peers().end());
-    if (!left.empty())
-        log_warn("shutdown: dropping ", left.size(), " connection(s) that did not finish closing");
+    if (!left.empty()) log_warn("shutdown_dropping", kv("connections", left.size()));
     for (peer* p : left)
         p->abort();
-    log_info("shutdown complete");
+    log_info("shutdown_complete");
 }
 
 registry const& server::connections() const noexcept {

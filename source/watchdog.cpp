@@ -55,14 +55,14 @@ std::size_t watchdog::sweep(steady_clock::time_point now) {
     // The peer reads nothing: a closing handshake would queue behind the stuck write, so drop it.
     for (peer* p : stalled) {
         stats_.count(eviction_reason::write_timeout);
-        log_info("evict ", p->id(), ": ", to_string(eviction_reason::write_timeout));
+        log_info("evict", kv("id", p->id()), kv("reason", to_string(eviction_reason::write_timeout)));
         connections_.begin_close(*p);
         p->abort();
     }
 
     for (peer* p : expired) {
         stats_.count(eviction_reason::ping_timeout);
-        log_info("evict ", p->id(), ": ", to_string(eviction_reason::ping_timeout));
+        log_info("evict", kv("id", p->id()), kv("reason", to_string(eviction_reason::ping_timeout)));
         p->close(protocol::close_code::ping_timeout, protocol::close_reason::ping_timeout);
     }
     // A close the WebSocket layer began itself (the peer broke the protocol) counts as begun now; the

@@ -124,18 +124,20 @@ net::awaitable<void> websocket_session<Stream>::run(http::request<http::string_b
     auto const [accept_ec] = co_await ws_.async_accept(request, use_nothrow);
     --state_.pending_upgrades;
     if (accept_ec) {
-        log_debug("websocket handshake failed: ", accept_ec.message());
+        log_debug("handshake_failed", kv("error", accept_ec.message()));
         co_return;
     }
 
     auto& connections = state_.connections;
     connections.add(*this);
     ++state_.stats.connections_total;
-    touch(steady_clock::now());
+    auto const opened = steady_clock::now();
+    touch(opened);
     enqueue(make_frame(protocol::make_initial(id())));
     beast::error_code endpoint_ec;
-    log_info("open ", id(), " from ", beast::get_lowest_layer(ws_).socket().remote_endpoint(endpoint_ec),
-             " connections=", connections.connections());
+    log_info("open", kv("id", id()),
+             kv("remote", beast::get_lowest_layer(ws_).socket().remote_endpoint(endpoint_ec)),
+             kv("connections", connections.connections()));
     if (state_.shutting_down) close(protocol::close_code::going_away, protocol::close_reason::going_away);
 
     beast::flat_buffer buffer;
@@ -167,6 +169,8 @@ net::awaitable<void> websocket_session<Stream>::run(http::request<http::string_b
     drop_unsent();
     abort(); // the read failed: make sure a write in flight completes too
     log_end(end_ec);
+    state_.stats.session_duration.observe(
+        std::chrono::duration<double>(steady_clock::now() - opened).count());
     if (state_.on_peer_removed) state_.on_peer_removed();
 }
 
@@ -183,22 +187,23 @@ void websocket_session<Stream>::handle_message(std::string_view text, steady_clo
     touch(now); // only applied events count as liveness
     switch (event.type) {
     case protocol::client_event_type::connect:
-        if (connections.mark_ready(*this)) log_info("connect ", id(), " ready=", connections.ready());
+        if (connections.mark_ready(*this))
+            log_info("connect", kv("id", id()), kv("ready", connections.ready()));
         break;
     case protocol::client_event_type::subscribe:
         if (connections.subscribe(*this))
-            log_info("subscribe ", id(), " subscribers=", connections.subscribers());
+            log_info("subscribe", kv("id", id()), kv("subscribers", connections.subscribers()));
         reply(subscribe_confirmation_frame());
         break;
     case protocol::client_event_type::unsubscribe:
         if (connections.unsubscribe(*this))
-            log_info("unsubscribe ", id(), " subscribers=", connections.subscribers());
+            log_info("unsubscribe", kv("id", id()), kv("subscribers", connections.subscribers()));
         break;
     case protocol::client_event_type::ping:
-        log_debug("ping ", id());
+        log_debug("ping", kv("id", id()));
         break;
     case protocol::client_event_type::disconnect:
-        log_info("disconnect ", id());
+        log_info("disconnect", kv("id", id()));
         close(protocol::close_code::normal, {});
         break;
     }
@@ -210,7 +215,8 @@ void websocket_session<Stream>::reply_error(protocol::protocol_error const& erro
     if (++errors_ > state_.cfg.max_errors)
         return evict(eviction_reason::error_limit, protocol::close_code::policy_violation,
                      protocol::close_reason::too_many_errors);
-    log_debug("protocol error ", id(), ": ", protocol::to_string(error.code), " (", error.message, ")");
+    log_debug("protocol_error", kv("id", id()), kv("code", protocol::to_string(error.code)),
+              kv("message", error.message));
     reply(make_frame(protocol::make_error(error)));
 }
 
@@ -239,7 +245,7 @@ template <class Stream>
 void websocket_session<Stream>::evict(eviction_reason reason, std::uint16_t code, std::string_view text) {
     if (closing_) return;
     state_.stats.count(reason);
-    log_info("evict ", id(), ": ", to_string(reason));
+    log_info("evict", kv("id", id()), kv("reason", to_string(reason)));
     close(code, text);
 }
 
@@ -276,7 +282,7 @@ void websocket_session<Stream>::on_write(beast::error_code ec) {
     write_ended();
     queue_.pop_front();
     if (ec) {
-        log_debug("write failed ", id(), ": ", ec.message());
+        log_debug("write_failed", kv("id", id()), kv("error", ec.message()));
         drop_unsent();
         return abort();
     }
@@ -293,18 +299,22 @@ template <class Stream>
 void websocket_session<Stream>::log_end(beast::error_code ec) {
     if (ec == websocket::error::message_too_big) {
         state_.stats.count(eviction_reason::too_big);
-        log_info("evict ", id(), ": too_big (message over ", state_.cfg.max_message_size, " bytes)");
+        log_info("evict", kv("id", id()), kv("reason", to_string(eviction_reason::too_big)),
+                 kv("max_message_size", state_.cfg.max_message_size));
     } else if (ec == websocket::error::bad_frame_payload) {
         state_.stats.count(eviction_reason::bad_utf8);
-        log_info("evict ", id(), ": bad_utf8");
+        log_info("evict", kv("id", id()), kv("reason", to_string(eviction_reason::bad_utf8)));
     }
     auto const& reason = ws_.reason();
-    if (ec == websocket::error::closed)
-        log_info("closed ", id(), " code=", reason.code,
-                 reason.reason.empty() ? "" : " reason=", reason.reason.c_str(),
-                 " connections=", state_.connections.connections());
+    auto const connections = state_.connections.connections();
+    if (ec != websocket::error::closed)
+        log_info("closed", kv("id", id()), kv("error", ec.message()), kv("connections", connections));
+    else if (reason.reason.empty())
+        log_info("closed", kv("id", id()), kv("code", reason.code), kv("connections", connections));
     else
-        log_info("closed ", id(), " (", ec.message(), ") connections=", state_.connections.connections());
+        log_info("closed", kv("id", id()), kv("code", reason.code),
+                 kv("reason", std::string_view(reason.reason.data(), reason.reason.size())),
+                 kv("connections", connections));
 }
 
 } // namespace

@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE cli
 // The real binary, as a user runs it: exit codes, one-line errors, startup and signal shutdown.
 #include "async.hpp"
+#include "logger.hpp"
 #include "protocol.hpp"
 #include "support/certificates.hpp"
 #include "support/child_process.hpp"
@@ -13,11 +14,13 @@
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 
 using namespace wolf;
 using namespace wolf::test;
@@ -36,14 +39,18 @@ void check_usage_error(std::vector<std::string> args, std::string_view names) {
     BOOST_TEST(std::count(result.output.begin(), result.output.end(), '\n') == 1, result.output);
 }
 
-/** Starts the server on a free port and returns the port it logged (with its scheme, http or https). */
+/**
+ * Waits for the server's "listening url=<scheme>://127.0.0.1:PORT port=PORT ..." line; returns the port.
+ */
 std::uint16_t wait_until_listening(child_process& server, std::string_view scheme = "http") {
-    auto const line = server.wait_for_line("listening on", 10s);
+    auto const line = server.wait_for_line(" listening url=", 10s);
     BOOST_REQUIRE_MESSAGE(line, "the server did not start: " << server.output());
-    auto const prefix = std::string(scheme) + "://127.0.0.1:";
+    auto const prefix = " url=" + std::string(scheme) + "://127.0.0.1:";
     auto const at = line->find(prefix);
     BOOST_REQUIRE_MESSAGE(at != std::string::npos, *line);
-    return static_cast<std::uint16_t>(std::stoi(line->substr(at + prefix.size())));
+    auto const port = std::stoi(line->substr(at + prefix.size()));
+    BOOST_TEST(line->find(" port=" + std::to_string(port) + " ") != std::string::npos, *line);
+    return static_cast<std::uint16_t>(port);
 }
 
 /** A WebSocket client connected to 127.0.0.1:port, with `initial` read; returns the stream and the id. */
@@ -57,6 +64,61 @@ open_client(net::io_context& ioc, std::uint16_t port) {
     auto const initial = beast::buffers_to_string(buffer.data());
     BOOST_REQUIRE(initial.find(protocol::event::initial) != std::string::npos);
     return {std::move(ws), initial.substr(initial.find("\"id\":\"") + 6, 36)};
+}
+
+/** What a client sends that ends up in the log: its close reason. The newline must not start a line. */
+constexpr std::string_view forged_close_reason = "bye\nforged line";
+
+/**
+ * Has a client connect, subscribe, send an invalid event, receive a broadcast and close with
+ * `forged_close_reason`; then stops the server with SIGTERM and returns every line it wrote.
+ */
+std::vector<std::string> exercise_and_stop(child_process& server, std::uint16_t port) {
+    {
+        net::io_context ioc;
+        auto [client, id] = open_client(ioc, port);
+        auto& ws = *client;
+        for (auto type : {"connect", "subscribe"})
+            ws.write(
+                net::buffer(std::string(R"({"type":")") + type + R"(","payload":{"id":")" + id + R"("}})"));
+        ws.write(net::buffer(std::string(R"({"type":"subscribe"})"))); // bad_message: no payload
+        beast::flat_buffer buffer;
+        std::string frame;
+        while (frame.find(protocol::event::wisdom_distribution) == std::string::npos) {
+            buffer.clear();
+            ws.read(buffer);
+            frame = beast::buffers_to_string(buffer.data());
+        }
+        ws.close(websocket::close_reason(websocket::close_code::normal, forged_close_reason));
+        for (;;) { // its closed line
+            auto const line = server.wait_for_line(id, 5s);
+            BOOST_REQUIRE_MESSAGE(line, server.output());
+            if (line->find("closed") != std::string::npos) break;
+        }
+    }
+    server.send_signal(SIGTERM);
+    auto const status = server.wait(10s);
+    BOOST_REQUIRE_MESSAGE(status.has_value(), "the server did not exit after SIGTERM");
+    BOOST_TEST(*status == 0, server.output());
+    while (server.read_line(100ms)) {
+    }
+    std::vector<std::string> lines;
+    std::string_view rest = server.output();
+    while (!rest.empty()) {
+        auto const eol = rest.find('\n');
+        lines.emplace_back(rest.substr(0, eol));
+        rest.remove_prefix(eol == std::string_view::npos ? rest.size() : eol + 1);
+    }
+    return lines;
+}
+
+std::string_view view(boost::json::string const& text) {
+    return {text.data(), text.size()};
+}
+
+/** "2026-11-26T09:31:02.123Z". */
+bool is_timestamp(std::string_view text) {
+    return text.size() == 24 && text[4] == '-' && text[10] == 'T' && text[19] == '.' && text[23] == 'Z';
 }
 
 std::filesystem::path write_temp(std::string const& name, std::string const& contents) {
@@ -196,4 +258,72 @@ BOOST_AUTO_TEST_CASE(tls_flags_make_the_port_serve_https) {
         BOOST_TEST(res.result_int() == 200u);
     };
     run_to_completion(ioc, get_healthz(), 10s);
+}
+
+BOOST_AUTO_TEST_CASE(text_logs_are_one_event_per_line_even_with_a_newline_in_a_client_value) {
+    child_process server({binary, "--host", "127.0.0.1", "--port", "0", "--interval", "50ms", "--log-level",
+                          "debug", "--log-format", "text"});
+    auto const port = wait_until_listening(server);
+    auto const lines = exercise_and_stop(server, port);
+
+    std::set<std::string> events;
+    bool saw_forged_reason = false;
+    for (auto const& line : lines) {
+        BOOST_REQUIRE_MESSAGE(line.size() > 25 && is_timestamp(std::string_view(line).substr(0, 24)), line);
+        auto const event_at = line.find_first_not_of(' ', line.find(' ', 25));
+        auto const event = line.substr(event_at, line.find(' ', event_at) - event_at);
+        events.insert(event);
+        if (event == "closed" && line.find(" reason=") != std::string::npos) {
+            BOOST_TEST(line.find(R"( reason="bye\nforged line" )") != std::string::npos, line);
+            saw_forged_reason = true;
+        }
+    }
+    BOOST_TEST(saw_forged_reason);
+    for (auto event : {"listening", "open", "connect", "subscribe", "protocol_error", "tick", "closed",
+                       "signal", "shutting_down", "shutdown_complete"})
+        BOOST_TEST(events.contains(event), event);
+}
+
+BOOST_AUTO_TEST_CASE(json_logs_are_one_object_per_line_with_typed_fields) {
+    child_process server({binary, "--host", "127.0.0.1", "--port", "0", "--interval", "50ms", "--log-level",
+                          "debug", "--log-format", "json"});
+    auto const listening = server.wait_for_line(R"("event":"listening")", 10s);
+    BOOST_REQUIRE_MESSAGE(listening, "the server did not start: " << server.output());
+    auto const announced = boost::json::parse(*listening).as_object();
+    BOOST_REQUIRE(announced.at("port").is_int64() || announced.at("port").is_uint64());
+    auto const port = announced.at("port").to_number<std::uint16_t>();
+    BOOST_TEST(std::string(view(announced.at("url").as_string())) ==
+               "http://127.0.0.1:" + std::to_string(port));
+    BOOST_TEST(announced.at("max_queue").is_number());
+    auto const lines = exercise_and_stop(server, port);
+
+    std::set<std::string> events;
+    bool saw_forged_reason = false;
+    for (auto const& line : lines) {
+        boost::system::error_code ec;
+        auto const parsed = boost::json::parse(line, ec);
+        BOOST_REQUIRE_MESSAGE(!ec && parsed.is_object(), "not a JSON object: " << line);
+        auto const& object = parsed.as_object();
+        auto const* ts = object.if_contains("ts");
+        auto const* level = object.if_contains("level");
+        auto const* event = object.if_contains("event");
+        BOOST_REQUIRE_MESSAGE(ts && ts->is_string() && is_timestamp(view(ts->as_string())), line);
+        BOOST_REQUIRE_MESSAGE(level && level->is_string() && parse_log_level(view(level->as_string())), line);
+        BOOST_REQUIRE_MESSAGE(event && event->is_string(), line);
+        auto const name = std::string(view(event->as_string()));
+        events.insert(name);
+        if (name == "tick") {
+            BOOST_TEST(object.at("number").is_number(), line);
+            BOOST_TEST(object.at("recipients").is_number(), line);
+            BOOST_TEST(object.at("fanout_us").is_number(), line);
+        }
+        if (auto const* reason = object.if_contains("reason"); name == "closed" && reason) {
+            BOOST_TEST(view(reason->as_string()) == forged_close_reason, line);
+            saw_forged_reason = true;
+        }
+    }
+    BOOST_TEST(saw_forged_reason);
+    for (auto event : {"listening", "open", "connect", "subscribe", "protocol_error", "tick", "closed",
+                       "signal", "shutting_down", "shutdown_complete"})
+        BOOST_TEST(events.contains(event), event);
 }

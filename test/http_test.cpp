@@ -1,8 +1,10 @@
 #define BOOST_TEST_MODULE http
 #include "async.hpp"
+#include "broadcaster.hpp"
 #include "http_session.hpp"
 #include "protocol.hpp"
 #include "shared_state.hpp"
+#include "support/child_process.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
 
@@ -11,6 +13,7 @@
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 using namespace wolf;
 using namespace wolf::test;
@@ -129,6 +132,43 @@ BOOST_AUTO_TEST_CASE(metrics_are_prometheus_text) {
                           "wolf_protocol_errors_total{code=\"bad_message\"} "})
             BOOST_TEST(res.body().find(name) != std::string::npos, name);
     });
+}
+
+BOOST_AUTO_TEST_CASE(metrics_after_some_activity_pass_promtool_check_metrics) {
+    auto const promtool = find_program("promtool");
+    BOOST_REQUIRE_MESSAGE(!promtool.empty(), "promtool is not installed (Debian package prometheus): run "
+                                             "scripts/install-deps --test");
+    std::string body;
+    run_with_server(fast_config(), [&](server& srv) -> net::awaitable<void> {
+        auto stays = co_await ws_client::open(srv.port());
+        co_await stays.connect_and_subscribe();
+        auto leaves = co_await ws_client::open(srv.port());
+        co_await leaves.send_text("not json"); // a protocol error
+        co_await leaves.read_until(protocol::event::error);
+        broadcast_message message{"A metric a day keeps the shepherd away.",
+                                  broadcast_message::origin::publish};
+        BOOST_REQUIRE(co_await srv.broadcast().publish(std::move(message)));
+        co_await stays.read_until(protocol::event::wisdom_distribution);
+        co_await leaves.close();
+        std::function<bool()> const session_observed = [&] {
+            return srv.stats().session_duration.count() == 1;
+        };
+        BOOST_REQUIRE(co_await eventually(session_observed, 5s));
+
+        auto const res = co_await request(srv, http::verb::get, "/metrics");
+        BOOST_TEST(res.result_int() == 200u);
+        body = res.body();
+    });
+    BOOST_TEST(body.find("\nwolf_broadcast_duration_seconds_count 1\n") != std::string::npos, body);
+    BOOST_TEST(body.find("\nwolf_session_duration_seconds_count 1\n") != std::string::npos, body);
+    BOOST_TEST(body.find("\nprocess_resident_memory_bytes ") != std::string::npos, body);
+
+    auto const path = std::filesystem::temp_directory_path() / ("wolf-metrics-" + std::to_string(::getpid()));
+    std::ofstream(path, std::ios::binary) << body;
+    auto const result = run_command({promtool, "check", "metrics"}, std::chrono::seconds(30), path.string());
+    std::filesystem::remove(path);
+    BOOST_TEST(result.exit_code == 0, "promtool check metrics: " << result.output);
+    BOOST_TEST(result.output.empty(), "promtool check metrics: " << result.output);
 }
 
 BOOST_AUTO_TEST_CASE(ws_without_an_upgrade_is_426) {

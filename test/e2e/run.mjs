@@ -144,7 +144,7 @@ class WolfServer {
 
   get url() { return `http://${HOST}:${this.port}/`; }
 
-  /** Start the binary and resolve once it logged "listening on" (no sleeps). */
+  /** Start the binary and resolve once it logged `listening url=... port=...` (no sleeps). */
   async start({ timeout = 10000 } = {}) {
     const proc = spawn(opts.binary, this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
@@ -165,7 +165,7 @@ class WolfServer {
           buf = buf.slice(nl + 1);
           this.lines.push(line);
           if (process.env.E2E_SERVER_LOG) console.error('[server] ' + line);
-          if (/\blistening on http:\/\//.test(line)) listening(line);
+          if (/\blistening url=http:\/\//.test(line)) listening(line);
         }
       });
     }
@@ -177,7 +177,7 @@ class WolfServer {
     ]);
     clearTimeout(timer);
     if (outcome.line) {
-      const m = /listening on http:\/\/[^:\s]+:(\d+)/.exec(outcome.line);
+      const m = /\blistening url=http:\/\/\S+ port=(\d+)\b/.exec(outcome.line);
       assert.ok(m && Number(m[1]) === this.port, `server listens on the requested port: ${outcome.line}`);
       return this;
     }
@@ -185,7 +185,7 @@ class WolfServer {
     const tail = this.lines.slice(-10).join('\n');
     throw new Error(outcome.exited
       ? `server exited before listening (code ${outcome.exited.code}, signal ${outcome.exited.signal}):\n${tail}`
-      : `server did not log "listening on" within ${timeout} ms:\n${tail}`);
+      : `server did not log "listening" within ${timeout} ms:\n${tail}`);
   }
 
   kill(signal) {
@@ -469,7 +469,7 @@ scenario('01 page loads cleanly, connects and shows a lowercase UUID v4 client i
   assert.equal(await text(a.page, '#subscription'), 'not subscribed');
   assert.equal(await a.page.evaluate(() => window.wolf.id), id, 'window.wolf.id matches #client-id');
   // The server saw this very id: it logged the open and the client's `connect`.
-  await server.waitForLine(new RegExp(`\\bconnect ${escapeRe(id)}\\b`));
+  await server.waitForLine(new RegExp(`\\bconnect id=${escapeRe(id)}\\b`));
   assert.ok(await a.page.locator('#btn-subscribe').isEnabled(), 'Subscribe is enabled once connected');
   assert.equal(await text(a.page, '#close-info'), '');
   await screenshot(a.page, '01-loaded');
@@ -498,7 +498,7 @@ scenario('02 two pages in separate contexts subscribe and show the same newest q
     assert.equal(snap.subscription, 'subscribed');
   }
   // The server broadcast one tick to (at least) both of them.
-  await server.waitForLine(/\btick \d+: recipients=([2-9]|\d\d+)\b/, { from });
+  await server.waitForLine(/\btick number=\d+ recipients=([2-9]|\d\d+)\b/, { from });
   const shown = await screenshotsBetweenTicks([
     { page: a.page, name: '02-two-pages-subscribed-a' }, { page: b.page, name: '02-two-pages-subscribed-b' }]);
   // Held messages were delivered on release: both pages keep receiving.
@@ -525,7 +525,7 @@ scenario('03 after unsubscribing, a page\'s feed stops growing while the other\'
   const sentUnsub = await sentTypes(a.page); // a ping may follow; only the order matters
   assert.ok(sentUnsub.lastIndexOf('unsubscribe') > sentUnsub.lastIndexOf('subscribe'),
     `the page sent unsubscribe after subscribe: ${sentUnsub.join(',')}`);
-  await server.waitForLine(new RegExp(`\\bunsubscribe ${escapeRe(idA)}\\b`), { from });
+  await server.waitForLine(new RegExp(`\\bunsubscribe id=${escapeRe(idA)}\\b`), { from });
 
   // Instead of sleeping: wait for the still-subscribed page to receive three more quotes.
   await waitFeedAtLeast(b.page, countB0 + 3, 3 * INTERVAL_MS + 4000);
@@ -563,16 +563,16 @@ scenario('04 Disconnect closes with 1000, stays closed and sends nothing more', 
   assert.match(closeInfo, /^closed: 1000\b/, '#close-info shows the 1000 close');
   const sent = await sentTypes(a.page);
   assert.equal(sent[sent.length - 1], 'disconnect', 'the last thing the page sent is disconnect');
-  await server.waitForLine(new RegExp(`\\bdisconnect ${escapeRe(id)}\\b`), { from });
-  await server.waitForLine(new RegExp(`\\bclosed ${escapeRe(id)}\\b`), { from });
+  await server.waitForLine(new RegExp(`\\bdisconnect id=${escapeRe(id)}\\b`), { from });
+  await server.waitForLine(new RegExp(`\\bclosed id=${escapeRe(id)}\\b`), { from });
   const afterClose = server.mark();
   const sentAtClose = sent.length;
   const wireAtClose = a.sockets[0].sent.length;
 
   // Observe for two broadcast intervals, measured by the server's own tick lines.
-  await server.waitForLine(/\btick \d+:/, { from: afterClose });
+  await server.waitForLine(/\btick number=\d+\b/, { from: afterClose });
   const oneTick = server.mark();
-  await server.waitForLine(/\btick \d+:/, { from: oneTick });
+  await server.waitForLine(/\btick number=\d+\b/, { from: oneTick });
   await sleep(50); // let any (wrong) page reaction to the second tick land
 
   assert.equal(await sentCount(a.page), sentAtClose, 'WebSocket.send was not called after the close');
@@ -641,8 +641,8 @@ scenario('05 server killed and restarted: page shows the loss, backs off, reconn
     assert.ok(snap.count > countBefore && snap.latest.length > 0, 'a fresh quote is shown');
     assert.equal(snap.newestFeed, snap.latest, 'the newest feed entry is the latest quote');
     assert.equal(snap.subscription, 'subscribed');
-    await own.waitForLine(new RegExp(`\\bsubscribe ${escapeRe(id2)}\\b`), { from: fromSub });
-    await own.waitForLine(/\btick \d+: recipients=1\b/, { from: fromSub });
+    await own.waitForLine(new RegExp(`\\bsubscribe id=${escapeRe(id2)}\\b`), { from: fromSub });
+    await own.waitForLine(/\btick number=\d+ recipients=1\b/, { from: fromSub });
     await screenshot(a.page, '05-reconnected');
     // Chromium reports each refused WebSocket attempt as a console error; that is the point here.
     assertClean(a, { allowConsole: [/WebSocket connection to .* failed/] });
@@ -669,9 +669,9 @@ scenario('06 keep-alive: a pinging page survives 16 s, a silent one is evicted w
       null, { timeout: (PING_TIMEOUT_S + 5) * 1000, polling: 50 });
     assert.equal(await text(q.page, '#close-info'), 'closed: 4000 ping timeout');
     assert.equal(await text(q.page, '#state'), 'reconnecting', 'an unexpected close leads to reconnecting');
-    const evictLine = await own.waitForLine(new RegExp(`\\bevict ${escapeRe(idQ)}: ping_timeout\\b`));
+    const evictLine = await own.waitForLine(new RegExp(`\\bevict id=${escapeRe(idQ)} reason=ping_timeout\\b`));
     // Timing from the server's own clock: its last valid event was `connect`, right after `initial`.
-    const connectLine = own.find(new RegExp(`\\bconnect ${escapeRe(idQ)}\\b`));
+    const connectLine = own.find(new RegExp(`\\bconnect id=${escapeRe(idQ)}\\b`));
     const evictedAfter = logTime(evictLine) - logTime(connectLine);
     assert.ok(evictedAfter >= PING_TIMEOUT_S * 1000 - 250 && evictedAfter <= PING_TIMEOUT_S * 1000 + 2500,
       `evicted about ${PING_TIMEOUT_S} s after its last event (${evictedAfter} ms)`);
@@ -687,7 +687,7 @@ scenario('06 keep-alive: a pinging page survives 16 s, a silent one is evicted w
     assert.equal(await text(p.page, '#close-info'), '');
     const pings = (await sentTypes(p.page)).filter((t) => t === 'ping').length;
     assert.ok(pings >= 3, `pinging page sent a ping every 5 s (${pings} in 16 s)`);
-    assert.deepEqual(own.grep(new RegExp(`\\bevict ${escapeRe(idP)}\\b`)), [], 'no eviction logged for the pinging page');
+    assert.deepEqual(own.grep(new RegExp(`\\bevict id=${escapeRe(idP)}\\b`)), [], 'no eviction logged for the pinging page');
     await screenshot(p.page, '06-pinging-alive');
     console.log(`# 06: silent page evicted after ${evictedAfter} ms; pinging page sent ${pings} pings in 16 s`);
     assertClean(p);

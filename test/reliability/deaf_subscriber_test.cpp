@@ -103,16 +103,16 @@ net::awaitable<void> keep_pinging(std::vector<ws_client*> const& clients, bool c
     --running;
 }
 
-/** One parsed "tick N: recipients=R dropped=D ..." line. */
+/** One parsed "tick number=N recipients=R dropped=D ..." line. */
 struct tick_line {
     std::uint64_t number, recipients, dropped;
 };
 
 std::optional<tick_line> parse_tick(std::string_view text) {
-    if (text.find(" tick ") == std::string_view::npos) return std::nullopt;
-    auto const number = number_after(text, " tick ");
-    auto const recipients = number_after(text, "recipients=");
-    auto const dropped = number_after(text, "dropped=");
+    if (logged_event(text) != "tick") return std::nullopt;
+    auto const number = number_after(text, " number=");
+    auto const recipients = number_after(text, " recipients=");
+    auto const dropped = number_after(text, " dropped=");
     if (!number || !recipients || !dropped) return std::nullopt;
     return tick_line{*number, *recipients, *dropped};
 }
@@ -168,10 +168,10 @@ BOOST_AUTO_TEST_CASE(a_subscriber_that_never_reads_loses_broadcasts_while_a_hund
             std::vector<std::size_t> rss{rss_kib(pid)};
             BOOST_TEST_REQUIRE(rss.front() > 0u, "cannot read VmRSS of " << pid);
             auto const before = co_await scrape_metrics(port);
-            BOOST_REQUIRE(co_await server.async_wait_for_line(" subscribe " + normal.back().id(), 5s));
+            BOOST_REQUIRE(co_await server.async_wait_for_line(" subscribe id=" + normal.back().id(), 5s));
             std::optional<tick_line> last_tick;
             for (int i = 0; i < window_ticks; ++i) {
-                auto const line = co_await server.async_wait_for_line(" tick ", 5s);
+                auto const line = co_await server.async_wait_for_line(" tick number=", 5s);
                 BOOST_REQUIRE_MESSAGE(line, "the ticks stopped:\n" << server.tail());
                 last_tick = parse_tick(line->text);
                 BOOST_REQUIRE_MESSAGE(last_tick, line->text);
@@ -194,10 +194,9 @@ BOOST_AUTO_TEST_CASE(a_subscriber_that_never_reads_loses_broadcasts_while_a_hund
             std::string evictions;
             for (auto const& line : server.lines()) {
                 auto const& text = line.text;
-                if (auto const at = text.find(" subscribe "); at != std::string::npos) {
-                    auto const id = text.substr(at + 11, 36);
-                    subscribed_after[id] = current_tick;
-                    subscribers = number_after(text, "subscribers=").value_or(0);
+                if (logged_event(text) == "subscribe") {
+                    subscribed_after[std::string(logged_field(text, "id").value_or(""))] = current_tick;
+                    subscribers = number_after(text, " subscribers=").value_or(0);
                 } else if (auto const tick = parse_tick(text)) {
                     current_tick = tick->number;
                     deaf_full = deaf_full || tick->dropped > 0;
@@ -208,7 +207,7 @@ BOOST_AUTO_TEST_CASE(a_subscriber_that_never_reads_loses_broadcasts_while_a_hund
                     BOOST_TEST(tick->dropped == 1u, text);
                     BOOST_TEST(tick->recipients + 1 == subscribers, text);
                 }
-                if (text.find(" evict ") != std::string::npos) evictions += text + '\n';
+                if (logged_event(text) == "evict") evictions += text + '\n';
             }
             BOOST_TEST(evictions.empty(), evictions);
             BOOST_TEST(checked_ticks >= static_cast<std::uint64_t>(window_ticks));

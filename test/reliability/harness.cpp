@@ -1,9 +1,11 @@
 #include "harness.hpp"
 
 #include "async.hpp"
+#include "process_stats.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http.hpp>
@@ -170,15 +172,11 @@ std::vector<std::string> server_command(std::string binary, std::vector<std::str
 }
 
 std::uint16_t wait_until_listening(process& server) {
-    auto const line = server.wait_for_line("listening on http://", 20s);
+    auto const line = server.wait_for_line(" listening url=http://", 20s);
     BOOST_REQUIRE_MESSAGE(line, "the server did not start:\n" << server.tail());
-    auto const& text = line->text;
-    auto const address_end = text.find(' ', text.find("http://"));
-    auto const colon = text.rfind(':', address_end);
-    std::uint16_t port = 0;
-    auto const [end, ec] = std::from_chars(text.data() + colon + 1, text.data() + address_end, port);
-    BOOST_REQUIRE_MESSAGE(ec == std::errc{} && port != 0, "no port in: " << text);
-    return port;
+    auto const port = number_after(line->text, " port=").value_or(0);
+    BOOST_REQUIRE_MESSAGE(port > 0 && port <= 65535, "no port in: " << line->text);
+    return static_cast<std::uint16_t>(port);
 }
 
 std::vector<std::string> sanitizer_environment() {
@@ -222,20 +220,12 @@ double metric(metric_samples const& samples, std::string_view name) {
 }
 
 std::size_t rss_kib(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.starts_with("VmRSS:")) return number_after(line, "VmRSS:").value_or(0);
-    return 0;
+    auto const stats = read_process_stats(pid);
+    return stats ? stats->resident_memory_bytes / 1024 : 0;
 }
 
 std::size_t open_descriptors(pid_t pid) {
-    std::error_code ec;
-    std::size_t count = 0;
-    for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
-        ++count;
-    return count;
+    return count_open_fds(pid).value_or(0);
 }
 
 unsigned long raise_open_file_limit() {
@@ -257,6 +247,32 @@ std::optional<std::uint64_t> number_after(std::string_view text, std::string_vie
     auto const [end, ec] = std::from_chars(text.data() + at, text.data() + text.size(), value);
     if (ec != std::errc{}) return std::nullopt;
     return value;
+}
+
+std::string_view logged_event(std::string_view line) {
+    // "<ts> <level padded to 5> <event> ...": the level is followed by one or more spaces.
+    auto at = line.find(' ');
+    if (at == std::string_view::npos) return {};
+    at = line.find_first_not_of(' ', line.find(' ', at + 1));
+    if (at == std::string_view::npos) return {};
+    auto const end = line.find(' ', at);
+    return line.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+}
+
+std::optional<std::string_view> logged_field(std::string_view line, std::string_view key) {
+    auto const needle = " " + std::string(key) + "=";
+    auto at = line.find(needle);
+    if (at == std::string_view::npos) return std::nullopt;
+    at += needle.size();
+    if (at < line.size() && line[at] == '"') {
+        // A quoted value: up to the closing quote that no backslash escapes.
+        auto end = at + 1;
+        while (end < line.size() && line[end] != '"')
+            end += line[end] == '\\' ? 2 : 1;
+        return line.substr(at, std::min(end + 1, line.size()) - at);
+    }
+    auto const end = line.find(' ', at);
+    return line.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
 }
 
 std::optional<std::int64_t> log_ms_between(std::string_view earlier, std::string_view later) {

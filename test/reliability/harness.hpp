@@ -93,7 +93,7 @@ struct temp_file {
 /** {binary, --host 127.0.0.1, --port 0, args...}. */
 std::vector<std::string> server_command(std::string binary, std::vector<std::string> args);
 
-/** Waits for the server's "listening on http://ADDR:PORT" line and returns the port. */
+/** Waits for the server's "listening url=http://ADDR:PORT port=PORT ..." line and returns the port. */
 std::uint16_t wait_until_listening(process& server);
 
 /** Extra environment for a child built with AddressSanitizer: no quarantine, so freed memory is reused
@@ -116,8 +116,14 @@ std::size_t open_descriptors(pid_t pid);
 /** Raises this process's RLIMIT_NOFILE soft limit to its hard limit; returns the new soft limit. */
 unsigned long raise_open_file_limit();
 
-/** The number after `key` in `text` (e.g. key "recipients=" in a tick line), or nullopt. */
+/** The number after `key` in `text` (e.g. key " recipients=" in a tick line), or nullopt. */
 std::optional<std::uint64_t> number_after(std::string_view text, std::string_view key);
+
+/** The event of a text-format log line, "<ts> <level> <event> key=value ...", or empty. */
+std::string_view logged_event(std::string_view line);
+/** The value of field `key` in a text-format log line as written (a quoted one with its quotes), or nullopt.
+ */
+std::optional<std::string_view> logged_field(std::string_view line, std::string_view key);
 
 /** Milliseconds from one log line's "2026-11-26T03:42:03.198Z" stamp to a later line's, or nullopt. */
 std::optional<std::int64_t> log_ms_between(std::string_view earlier, std::string_view later);

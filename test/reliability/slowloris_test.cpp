@@ -258,7 +258,7 @@ BOOST_AUTO_TEST_CASE(
         auto const held = since(opened, client.closed);
         BOOST_TEST((held >= ping_timeout + handshake_timeout - 100ms), held.count() << " ms");
         BOOST_TEST((held <= ping_timeout + sweep + handshake_timeout + 500ms), held.count() << " ms");
-        auto const evicted = server.wait_for_line("evict " + id + ": ping_timeout", 1s);
+        auto const evicted = server.wait_for_line(" evict id=" + id + " reason=ping_timeout", 1s);
         BOOST_TEST(evicted.has_value(), "the server logged the eviction");
     });
 }

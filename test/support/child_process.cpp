@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdexcept>
@@ -12,12 +13,18 @@
 
 namespace wolf::test {
 
-child_process::child_process(std::vector<std::string> const& argv) {
+child_process::child_process(std::vector<std::string> const& argv, std::string const& stdin_path) {
+    int input = -1;
+    if (!stdin_path.empty()) {
+        input = ::open(stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (input < 0) throw std::runtime_error("cannot open " + stdin_path);
+    }
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+        if (input >= 0) ::dup2(input, STDIN_FILENO);
         ::dup2(fds[1], STDOUT_FILENO);
         ::dup2(fds[1], STDERR_FILENO);
         std::vector<char*> args;
@@ -28,6 +35,7 @@ child_process::child_process(std::vector<std::string> const& argv) {
         ::_exit(127);
     }
     ::close(fds[1]);
+    if (input >= 0) ::close(input);
     fd_ = fds[0];
 }
 
@@ -97,12 +105,27 @@ std::optional<int> child_process::wait(std::chrono::milliseconds timeout) {
     return status_;
 }
 
-command_result run_command(std::vector<std::string> const& argv, std::chrono::milliseconds timeout) {
-    child_process child(argv);
+command_result run_command(std::vector<std::string> const& argv, std::chrono::milliseconds timeout,
+                           std::string const& stdin_path) {
+    child_process child(argv, stdin_path);
     auto const status = child.wait(timeout);
     while (child.read_line(std::chrono::milliseconds(100))) {
     }
     return {status.value_or(-1), child.output()};
+}
+
+std::string find_program(std::string_view name) {
+    char const* path = std::getenv("PATH");
+    std::string_view directories = path ? path : "/usr/local/bin:/usr/bin:/bin";
+    while (!directories.empty()) {
+        auto const colon = directories.find(':');
+        auto const directory = directories.substr(0, colon);
+        directories.remove_prefix(colon == std::string_view::npos ? directories.size() : colon + 1);
+        if (directory.empty()) continue;
+        auto candidate = std::string(directory) + "/" + std::string(name);
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    return {};
 }
 
 } // namespace wolf::test

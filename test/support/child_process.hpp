@@ -9,10 +9,11 @@
 
 namespace wolf::test {
 
-/** A child process whose stdout and stderr arrive on one pipe, read line by line with timeouts. */
+/** A child process whose stdout and stderr arrive on one pipe, read line by line with timeouts. Its stdin
+ * is the test's, or the file `stdin_path` if one is given. */
 class child_process {
 public:
-    explicit child_process(std::vector<std::string> const& argv);
+    explicit child_process(std::vector<std::string> const& argv, std::string const& stdin_path = {});
     child_process(child_process const&) = delete;
     child_process& operator=(child_process const&) = delete;
     /** Kills (SIGKILL) and reaps the child if it is still running. */
@@ -47,6 +48,10 @@ struct command_result {
 
 /** Runs a command to completion (at most `timeout`) and returns its exit code and combined output. */
 command_result run_command(std::vector<std::string> const& argv,
-                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                           std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                           std::string const& stdin_path = {});
+
+/** The absolute path of `name` in one of the directories of $PATH, or empty if it is in none. */
+std::string find_program(std::string_view name);
 
 } // namespace wolf::test

@@ -36,6 +36,7 @@ namespace {
 void run_server(config cfg, std::vector<std::string> quotes, net::ssl::context* tls,
                 std::function<net::awaitable<void>(server&)> body, std::chrono::milliseconds deadline) {
     set_log_level(cfg.level);
+    set_log_format(cfg.format);
     net::io_context ioc;
     server srv(ioc.get_executor(), std::move(cfg), asset_store::embedded(), quote_deck(std::move(quotes), 42),
                tls);
