@@ -12,7 +12,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json.hpp>
-#include <cmath>
 #include <type_traits>
 
 namespace wolf {
@@ -142,14 +141,14 @@ response publish_message(http::request<http::string_body> const& request, shared
 /** GET /api/stats: the figures an operator's script wants without parsing Prometheus text. */
 response stats(http::request<http::string_body> const& request, shared_state const& state) {
     if (auto refusal = refuse_unauthorized(request, state)) return std::move(*refusal);
-    auto const uptime = std::chrono::duration<double>(steady_clock::now() - state.started).count();
+    auto const uptime = std::chrono::duration_cast<std::chrono::seconds>(steady_clock::now() - state.started);
     return make_json(request, http::status::ok,
                      {{"connections", state.connections.connections()},
                       {"subscribers", state.connections.subscribers()},
                       {"ticks", state.stats.broadcast_ticks_total},
                       {"wisdom_sent", state.stats.wisdom_sent_total},
                       {"wisdom_dropped", state.stats.wisdom_dropped_total},
-                      {"uptime_seconds", std::round(uptime * 1000) / 1000}});
+                      {"uptime_seconds", uptime.count()}});
 }
 
 /** /readyz: 200 once the listener is up (the deck is loaded before), 503 before that and while shutting down.
