@@ -98,7 +98,7 @@ void client_session::fail(session_status status, std::string detail) {
 
 void client_session::abort() {
     beast::error_code ignored;
-    beast::get_lowest_layer(ws_).socket().close(ignored);
+    beast::get_lowest_layer(ws_).close(ignored);
 }
 
 net::awaitable<session_report> client_session::run() {
@@ -119,15 +119,31 @@ net::awaitable<session_report> client_session::run() {
 }
 
 net::awaitable<bool> client_session::open() {
-    auto& tcp = beast::get_lowest_layer(ws_);
-    tcp.expires_after(options_.handshake_timeout);
-    if (auto [ec] = co_await tcp.async_connect(options_.endpoint, use_nothrow); ec) {
+    using namespace net::experimental::awaitable_operators;
+    // The TCP connect races a deadline; from the upgrade on, the WebSocket stream's own timeouts apply.
+    auto& socket = beast::get_lowest_layer(ws_);
+    timer_.expires_after(options_.handshake_timeout);
+    auto connect_or_deadline =
+        socket.async_connect(options_.endpoint, use_nothrow) || timer_.async_wait(use_nothrow);
+    auto const connected = co_await std::move(connect_or_deadline);
+    if (connected.index() == 1) {
+        fail(session_status::connect_failed, "connect: no answer within the handshake timeout");
+        co_return false;
+    }
+    if (auto const [ec] = std::get<0>(connected); ec) {
         fail(session_status::connect_failed, "connect: " + ec.message());
         co_return false;
     }
     beast::error_code ignored;
-    tcp.socket().set_option(net::ip::tcp::no_delay(true), ignored);
-    tcp.expires_never(); // from here the WebSocket stream's own timeouts apply
+    socket.set_option(net::ip::tcp::no_delay(true), ignored);
+    if (options_.kernel_timestamps) {
+        beast::error_code ec;
+        ws_.next_layer().enable_timestamps(ec);
+        if (ec) {
+            fail(session_status::connect_failed, "SO_TIMESTAMPNS: " + ec.message());
+            co_return false;
+        }
+    }
     ws_.set_option(websocket::stream_base::timeout{options_.handshake_timeout, options_.idle_timeout, true});
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::request_type& req) { req.set(http::field::user_agent, "wolf-bench"); }));
@@ -204,7 +220,6 @@ net::awaitable<void> client_session::read_loop() {
             }
             break;
         }
-        auto const now = steady_clock::now();
         ++report_.frames;
         auto const frame = frame_text(buffer_);
         auto type = quick_event_type(frame);
@@ -215,7 +230,12 @@ net::awaitable<void> client_session::read_loop() {
         }
         if (type == protocol::event::wisdom_distribution) {
             ++report_.wisdom;
-            if (hooks_.on_wisdom) hooks_.on_wisdom(frame, now);
+            if (hooks_.on_wisdom) {
+                auto const kernel = ws_.next_layer().last_received();
+                hooks_.on_wisdom(frame, options_.kernel_timestamps && kernel != system_clock::time_point{}
+                                            ? kernel
+                                            : system_clock::now());
+            }
             if (options_.leave_after_wisdom != 0 && report_.wisdom >= options_.leave_after_wisdom)
                 request_leave();
         } else if (type == protocol::event::error) {
@@ -232,7 +252,7 @@ net::awaitable<void> client_session::read_loop() {
 }
 
 net::awaitable<void> client_session::write_loop() {
-    auto next_ping = report_.joined + options_.ping_period;
+    auto next_ping = report_.joined + options_.first_ping.value_or(options_.ping_period);
     auto const leave_at = options_.hold ? report_.joined + *options_.hold : steady_clock::time_point::max();
     // leave_requested_ and reader_done_ are set on this executor and checked right before each wait, so a
     // cancel() can never fall between the check and the wait.

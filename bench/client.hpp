@@ -4,12 +4,12 @@
 // benchmarks: one session per connection, on Asio coroutines, on whatever io_context it is given.
 
 #include "net.hpp"
+#include "timestamp_socket.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket/stream.hpp>
 #include <chrono>
 #include <cstdint>
@@ -22,6 +22,7 @@
 namespace wolf::bench {
 
 using steady_clock = std::chrono::steady_clock;
+using system_clock = std::chrono::system_clock;
 using milliseconds = std::chrono::milliseconds;
 
 /** How a session connects and when it leaves. */
@@ -31,6 +32,11 @@ struct session_options {
     std::string target = "/ws";
     bool subscribe = true;
     milliseconds ping_period{5000}; // the contract's client duty: a `ping` at least this often
+    // The first `ping` this long after joining (default: ping_period). Thousands of sessions that join
+    // together should spread it over a period, or they ping in bursts forever after.
+    std::optional<milliseconds> first_ping;
+    // Time each wisdom by the kernel's receive timestamp (SO_TIMESTAMPNS) instead of when it is processed.
+    bool kernel_timestamps = false;
     // TCP connect, the upgrade and the closing handshake each; also how long to wait, after `disconnect`,
     // for the server to close.
     milliseconds handshake_timeout{10000};
@@ -42,8 +48,12 @@ struct session_options {
 
 /** Callbacks a session makes, on its own executor. */
 struct session_hooks {
+    using wisdom_hook = std::function<void(std::string_view frame, system_clock::time_point received)>;
     std::function<void()> on_joined; // subscribed (or connected, if not subscribing)
-    std::function<void(std::string_view frame, steady_clock::time_point received)> on_wisdom;
+    // Each wisdom_distribution frame and when it was received: the kernel's receive time of the read that
+    // completed it with kernel_timestamps (CLOCK_REALTIME), else the time it is processed. The frame is
+    // only valid during the call.
+    wisdom_hook on_wisdom;
 };
 
 /** How a session ended. Only `completed` is a success. */
@@ -111,8 +121,8 @@ private:
 
     session_options options_;
     session_hooks hooks_;
-    websocket::stream<beast::tcp_stream> ws_;
-    net::steady_timer timer_; // the writer's: next ping, hold, or the wait for the server's close
+    websocket::stream<timestamp_socket> ws_;
+    net::steady_timer timer_; // the connect deadline, then the writer's: next ping, hold, or the close
     beast::flat_buffer buffer_;
     session_report report_;
     std::string ping_; // the serialized `ping` and `disconnect` for this session's id

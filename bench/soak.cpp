@@ -9,11 +9,11 @@
 #include "option_values.hpp"
 #include "probe.hpp"
 #include "process_stats.hpp"
+#include "worker_pool.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -27,7 +27,6 @@
 #include <mutex>
 #include <random>
 #include <sstream>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -140,45 +139,6 @@ std::variant<soak_options, int> parse_command_line(int argc, char* argv[]) {
     }
     return opt;
 }
-
-/** The io_contexts the client sessions run on, one thread each; sessions are dealt round robin. */
-class worker_pool {
-public:
-    explicit worker_pool(std::size_t threads) {
-        for (std::size_t i = 0; i < threads; ++i) {
-            contexts_.push_back(std::make_unique<net::io_context>(1));
-            guards_.push_back(net::make_work_guard(*contexts_.back()));
-        }
-        for (auto& context : contexts_)
-            threads_.emplace_back([&ctx = *context] {
-                try {
-                    ctx.run();
-                } catch (std::exception const& e) {
-                    // Only a bug gets here (I/O errors are values): stop loudly rather than report nonsense.
-                    std::cerr << "wolf-soak: client thread failed: " << e.what() << '\n';
-                    std::abort();
-                }
-            });
-    }
-    worker_pool(worker_pool const&) = delete;
-    worker_pool& operator=(worker_pool const&) = delete;
-    ~worker_pool() {
-        // Every session has ended by now (or is past its bounded waits): nothing is left to run.
-        guards_.clear();
-        for (auto& context : contexts_)
-            context->stop();
-        for (auto& thread : threads_)
-            thread.join();
-    }
-
-    net::any_io_executor next() { return contexts_[next_++ % contexts_.size()]->get_executor(); }
-
-private:
-    std::vector<std::unique_ptr<net::io_context>> contexts_;
-    std::vector<net::executor_work_guard<net::io_context::executor_type>> guards_;
-    std::vector<std::thread> threads_;
-    std::size_t next_ = 0;
-};
 
 /** The server's counters from /metrics. */
 struct server_counters {
@@ -763,7 +723,7 @@ int main(int argc, char* argv[]) {
     if (auto const* code = std::get_if<int>(&parsed)) return *code;
     auto const& opt = std::get<soak_options>(parsed);
 
-    worker_pool workers(opt.threads);
+    worker_pool workers(opt.threads, "wolf-soak");
     net::io_context control{1};
     soak run(opt, workers);
     int exit_code = 1;
