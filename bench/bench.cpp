@@ -1,0 +1,811 @@
+// wolf-bench: the load generator of the standard benchmark (bench/run). Three modes against a running
+// server: fanout (how evenly and how cheaply a tick reaches N subscribers), churn (whole sessions per
+// second), idle (server memory per open connection). With --server-pid the server's CPU time and RSS come
+// from /proc. See bench/README.md.
+
+#include "async.hpp"
+#include "client.hpp"
+#include "config.hpp"
+#include "fanout_ticks.hpp"
+#include "option_values.hpp"
+#include "process_stats.hpp"
+#include "worker_pool.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/json.hpp>
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <variant>
+#include <vector>
+
+namespace {
+
+using namespace wolf::bench;
+using namespace std::chrono_literals;
+namespace net = wolf::net;
+namespace json = boost::json;
+namespace po = boost::program_options;
+using wolf::process_stats;
+using wolf::read_process_stats;
+using wolf::use_nothrow;
+using seconds_f = std::chrono::duration<double>;
+
+// Bounds on the waits between phases; each session is bounded by its own timeouts (10 s per handshake,
+// 30 s of silence), so these only matter when something is badly wrong.
+constexpr auto ramp_limit = 5min;
+constexpr auto leave_limit = 60s;
+constexpr auto churn_drain_limit = 60s;
+
+enum class bench_mode { fanout, churn, idle };
+
+struct bench_options {
+    bench_mode mode = bench_mode::fanout;
+    std::string mode_name;
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0;
+    pid_t server_pid = 0; // 0: no server figures
+    std::size_t subscribers = 1000;
+    std::size_t concurrency = 50;       // churn: sessions in flight
+    std::size_t ramp_concurrency = 200; // fanout, idle: handshakes in flight while connecting
+    milliseconds interval = 1s;         // the server's --interval
+    milliseconds duration = 20s;        // fanout: the window; churn: the window; idle: the hold
+    milliseconds warmup = 1s;           // churn: before the window
+    milliseconds settle = 3s;           // idle: after the last connection, before the first sample
+    std::size_t threads = 1;
+    milliseconds ping_period = 5s;
+    std::string json_path;
+};
+
+using wolf::parse_count;
+using wolf::parse_duration_option;
+using bad_value = wolf::bad_option_value;
+
+/** The options, or the exit code for --help (0) and a bad command line (2, one line on stderr). */
+std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
+    bench_options const defaults;
+    po::options_description described("Options");
+    // clang-format off
+    described.add_options()
+        ("help,h", "print this help and exit")
+        ("host", po::value<std::string>()->default_value(defaults.host), "server address (IPv4 or IPv6 literal)")
+        ("port", po::value<std::string>(), "server port (required)")
+        ("server-pid", po::value<std::string>(), "the server's process id: its CPU time and RSS from /proc")
+        ("subscribers", po::value<std::string>()->default_value(std::to_string(defaults.subscribers)),
+         "fanout, idle: subscribed sessions")
+        ("concurrency", po::value<std::string>()->default_value(std::to_string(defaults.concurrency)),
+         "churn: sessions in flight")
+        ("ramp-concurrency", po::value<std::string>()->default_value(std::to_string(defaults.ramp_concurrency)),
+         "fanout, idle: handshakes in flight while connecting")
+        ("interval", po::value<std::string>()->default_value("1s"),
+         "the server's --interval (fanout: groups receipts into ticks, and the settling time)")
+        ("duration", po::value<std::string>(),
+         "fanout: the measurement window (default 20s); churn: the window (10s); idle: the hold (10s)")
+        ("warmup", po::value<std::string>()->default_value("1s"), "churn: time before the window")
+        ("settle", po::value<std::string>()->default_value("3s"),
+         "idle: time after the last connection before the first RSS sample")
+        ("threads", po::value<std::string>()->default_value(std::to_string(defaults.threads)),
+         "client threads, one io_context each")
+        ("ping-period", po::value<std::string>()->default_value("5s"), "time between a session's pings")
+        ("json", po::value<std::string>()->value_name("FILE"), "also write every figure to FILE as one JSON object");
+    // clang-format on
+    po::options_description hidden;
+    hidden.add_options()("mode", po::value<std::string>());
+    po::options_description all;
+    all.add(described).add(hidden);
+    po::positional_options_description positional;
+    positional.add("mode", 1);
+
+    po::variables_map vm;
+    bench_options opt;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+        po::notify(vm);
+        if (vm.count("help")) {
+            std::cout
+                << "Usage: wolf-bench fanout|churn|idle --port PORT [--server-pid PID] [options]\n\n"
+                << "Load generator for a running wolf-wisdom (or wolf-floor) server:\n"
+                << "  fanout  N subscribers; per tick the spread of kernel receive times, deliveries/s,\n"
+                << "          missed deliveries, server CPU per delivery\n"
+                << "  churn   whole sessions (connect ... close 1000) at a fixed concurrency: sessions/s,\n"
+                << "          latency, failures, server CPU per session\n"
+                << "  idle    N subscribers pinging: server RSS per connection\n"
+                << "A summary goes to stdout (and, with --json, every figure to FILE). Exit 0: the run\n"
+                << "worked; 1: it did not (sessions could not be set up, the server vanished); 2: bad\n"
+                << "command line.\n\n"
+                << described << '\n';
+            return 0;
+        }
+        auto const text = [&](char const* name) { return vm[name].as<std::string>(); };
+        if (!vm.count("mode")) throw po::error("a mode is required: fanout, churn or idle");
+        opt.mode_name = text("mode");
+        if (opt.mode_name == "fanout")
+            opt.mode = bench_mode::fanout;
+        else if (opt.mode_name == "churn")
+            opt.mode = bench_mode::churn;
+        else if (opt.mode_name == "idle")
+            opt.mode = bench_mode::idle;
+        else
+            throw bad_value("mode", opt.mode_name, "fanout, churn or idle");
+        if (!vm.count("port")) throw po::error("--port is required");
+        opt.host = text("host");
+        boost::system::error_code address_ec;
+        net::ip::make_address(opt.host, address_ec);
+        if (address_ec) throw bad_value("--host", opt.host, "an IP address");
+        opt.port = static_cast<std::uint16_t>(parse_count("--port", text("port"), 1, 65535));
+        if (vm.count("server-pid")) {
+            opt.server_pid =
+                static_cast<pid_t>(parse_count("--server-pid", text("server-pid"), 1, 4'194'304));
+            if (!read_process_stats(opt.server_pid))
+                throw bad_value("--server-pid", text("server-pid"),
+                                "a process whose /proc entry we can read");
+        }
+        opt.subscribers = parse_count("--subscribers", text("subscribers"), 1, 1'000'000);
+        opt.concurrency = parse_count("--concurrency", text("concurrency"), 1, 100'000);
+        opt.ramp_concurrency = parse_count("--ramp-concurrency", text("ramp-concurrency"), 1, 100'000);
+        opt.interval = parse_duration_option("--interval", text("interval"));
+        opt.duration = vm.count("duration") ? parse_duration_option("--duration", text("duration"))
+                       : opt.mode == bench_mode::fanout ? milliseconds{20s}
+                                                        : milliseconds{10s};
+        opt.warmup = parse_duration_option("--warmup", text("warmup"));
+        opt.settle = parse_duration_option("--settle", text("settle"));
+        opt.threads = parse_count("--threads", text("threads"), 1, 256);
+        opt.ping_period = parse_duration_option("--ping-period", text("ping-period"));
+        if (vm.count("json")) opt.json_path = text("json");
+        if (opt.mode == bench_mode::fanout && opt.duration <= opt.interval)
+            throw bad_value("--duration", text("duration"),
+                            "longer than --interval (ticks are counted "
+                            "up to one interval before the window's end)");
+    } catch (po::error const& e) {
+        std::cerr << "wolf-bench: " << e.what() << " (see --help)\n";
+        return 2;
+    }
+    return opt;
+}
+
+std::string fixed(double value, int precision = 1) {
+    std::ostringstream out;
+    out << std::fixed << std::setprecision(precision) << value;
+    return out.str();
+}
+
+double ms(std::int64_t ns) {
+    return static_cast<double>(ns) / 1e6;
+}
+
+/** The server as /proc shows it at one moment, and when. */
+struct server_sample {
+    steady_clock::time_point at;
+    system_clock::time_point wall; // the same moment on the kernel timestamps' clock
+    std::optional<process_stats> proc;
+};
+
+/** What the run found: parameters, figures, the summary's lines, and why the run failed, if it did. */
+struct report {
+    json::object parameters;
+    json::object figures;
+    std::vector<std::string> lines;
+    std::vector<std::string> problems;
+
+    void line(std::string text) { lines.push_back(std::move(text)); }
+    void problem(std::string text) { problems.push_back(std::move(text)); }
+};
+
+/** Cross-thread tallies of a set of sessions: written on the client threads, read on the control one. */
+struct tally {
+    std::atomic<std::uint64_t> joined{0};
+    std::atomic<std::uint64_t> ended{0};
+    std::atomic<std::uint64_t> in_flight{0}; // started, not yet joined (or ended without joining)
+    std::atomic<std::uint64_t> wisdom{0};    // idle only: there should be none
+    std::array<std::atomic<std::uint64_t>, session_status_count> by_status{};
+    mutable std::mutex details_mutex;
+    std::vector<std::string> details; // the first few failures, in words
+
+    void record(session_report const& r) {
+        by_status[static_cast<std::size_t>(r.status)].fetch_add(1, std::memory_order_relaxed);
+        wisdom.fetch_add(r.wisdom, std::memory_order_relaxed);
+        if (r.status != session_status::completed) {
+            std::lock_guard lock(details_mutex);
+            if (details.size() < 5) details.push_back(std::string(to_string(r.status)) + ": " + r.detail);
+        }
+    }
+    std::uint64_t failed() const {
+        std::uint64_t sum = 0;
+        for (std::size_t i = 0; i < by_status.size(); ++i)
+            if (static_cast<session_status>(i) != session_status::completed) sum += by_status[i].load();
+        return sum;
+    }
+};
+
+/** One churn session as it ended, recorded on its own thread. */
+struct churn_record {
+    steady_clock::time_point ended;
+    steady_clock::duration latency; // start of the TCP connect to the end of the close
+    session_status status;
+};
+
+/** The churn loop's state, shared by the handlers of every churn session. */
+struct churn_state {
+    explicit churn_state(std::size_t threads)
+        : records(threads) {}
+    std::atomic<bool> running{true};
+    std::atomic<std::uint64_t> in_flight{0};
+    std::vector<std::vector<churn_record>> records; // per client thread: touched by that thread only
+    std::mutex details_mutex;
+    std::vector<std::string> details;
+};
+
+class bench {
+public:
+    bench(bench_options options, worker_pool& workers)
+        : opt_(std::move(options))
+        , workers_(workers)
+        , endpoint_(net::ip::make_address(opt_.host), opt_.port)
+        , began_(steady_clock::now()) {
+        std::ostringstream host;
+        host << endpoint_;
+        host_ = host.str();
+    }
+
+    /** The run, the summary on stdout and the JSON file; returns the exit code. */
+    net::awaitable<int> run();
+
+private:
+    double elapsed() const { return seconds_f(steady_clock::now() - began_).count(); }
+    void progress(std::string const& line) const {
+        std::cerr << "[" << std::setw(6) << fixed(elapsed()) << "s] " << line << std::endl;
+    }
+
+    static net::awaitable<void> pause(steady_clock::duration how_long) {
+        net::steady_timer timer(co_await net::this_coro::executor, how_long);
+        co_await timer.async_wait(use_nothrow);
+    }
+
+    /** Waits until `done()` or `limit`; true if done. Polls: the state lives on other threads. */
+    template <class Done>
+    static net::awaitable<bool> wait_until(Done done, steady_clock::duration limit,
+                                           steady_clock::duration every = 10ms) {
+        auto const deadline = steady_clock::now() + limit;
+        while (!done()) {
+            if (steady_clock::now() >= deadline) co_return false;
+            co_await pause(every);
+        }
+        co_return true;
+    }
+
+    server_sample sample() const {
+        server_sample s;
+        if (opt_.server_pid != 0) s.proc = read_process_stats(opt_.server_pid);
+        s.at = steady_clock::now();
+        s.wall = system_clock::now();
+        return s;
+    }
+
+    session_options base_session() const {
+        session_options s;
+        s.endpoint = endpoint_;
+        s.host = host_;
+        s.ping_period = opt_.ping_period;
+        return s;
+    }
+    /** A subscriber's options; the control thread only (random_). */
+    session_options subscriber_session() {
+        auto s = base_session();
+        // Sessions that join together would otherwise ping together, every period, for the whole run.
+        s.first_ping = milliseconds{
+            std::uniform_int_distribution<milliseconds::rep>(1, opt_.ping_period.count())(random_)};
+        return s;
+    }
+
+    /** Subscribers connected together: the sessions, their tally and their reports. */
+    struct subscriber_set {
+        std::vector<std::shared_ptr<client_session>> sessions;
+        std::shared_ptr<tally> counts = std::make_shared<tally>();
+        double ramp_seconds = 0;
+        bool ramp_complete = false;
+    };
+
+    using wisdom_hook_factory = std::function<session_hooks::wisdom_hook(std::size_t thread)>;
+    net::awaitable<void> connect_subscribers(subscriber_set& set, bool kernel_timestamps,
+                                             wisdom_hook_factory const& hooks);
+    net::awaitable<bool> leave(subscriber_set& set, report& out);
+    void describe_subscribers(subscriber_set const& set, report& out) const;
+    void server_figures(server_sample const& from, server_sample const& to, report& out) const;
+
+    net::awaitable<void> run_fanout(report& out);
+    net::awaitable<void> run_churn(report& out);
+    net::awaitable<void> run_idle(report& out);
+    void start_churn_session(std::shared_ptr<churn_state> const& state, std::size_t thread);
+    void print(report const& out) const;
+
+    bench_options opt_;
+    worker_pool& workers_;
+    net::ip::tcp::endpoint endpoint_;
+    std::string host_;
+    steady_clock::time_point began_;
+    std::mt19937 random_{20240611}; // a fixed seed: two runs ping alike
+};
+
+net::awaitable<void> bench::connect_subscribers(subscriber_set& set, bool kernel_timestamps,
+                                                wisdom_hook_factory const& hooks) {
+    auto const count = opt_.subscribers;
+    auto const counts = set.counts;
+    set.sessions.reserve(count);
+    auto const began = steady_clock::now();
+    for (std::size_t i = 0; i < count; ++i) {
+        // At most ramp_concurrency handshakes at a time, so the server's accept backlog never overflows.
+        while (counts->in_flight.load() >= opt_.ramp_concurrency)
+            co_await pause(1ms);
+        ++counts->in_flight;
+        auto const thread = workers_.next_index();
+        auto const executor = workers_.at(thread);
+        session_hooks h;
+        h.on_joined = [counts] {
+            ++counts->joined;
+            --counts->in_flight;
+        };
+        if (hooks) h.on_wisdom = hooks(thread);
+        auto options = subscriber_session();
+        options.kernel_timestamps = kernel_timestamps;
+        auto session = std::make_shared<client_session>(executor, std::move(options), std::move(h));
+        set.sessions.push_back(session);
+        spawn_session(executor, std::move(session), [counts](session_report const& r) {
+            if (r.joined == steady_clock::time_point{}) --counts->in_flight;
+            counts->record(r);
+            counts->ended.fetch_add(1, std::memory_order_release);
+        });
+    }
+    set.ramp_complete = co_await wait_until([&] { return counts->in_flight.load() == 0; }, ramp_limit);
+    set.ramp_seconds = seconds_f(steady_clock::now() - began).count();
+    progress(std::to_string(counts->joined.load()) + "/" + std::to_string(count) + " subscribed in " +
+             fixed(set.ramp_seconds) + " s");
+}
+
+net::awaitable<bool> bench::leave(subscriber_set& set, report& out) {
+    auto const began = steady_clock::now();
+    for (auto const& session : set.sessions)
+        session->leave();
+    auto const count = set.sessions.size();
+    auto const counts = set.counts;
+    bool const all_left = co_await wait_until(
+        [&] { return counts->ended.load(std::memory_order_acquire) == count; }, leave_limit);
+    set.sessions.clear();
+    auto const seconds = seconds_f(steady_clock::now() - began).count();
+    progress("left in " + fixed(seconds) + " s");
+    out.figures["leave_seconds"] = seconds;
+    if (!all_left)
+        out.problem("not every subscriber finished leaving within " + std::to_string(leave_limit.count()) +
+                    " s");
+    co_return all_left;
+}
+
+void bench::describe_subscribers(subscriber_set const& set, report& out) const {
+    auto const& c = *set.counts;
+    auto const failed = c.failed();
+    out.figures["subscribers_joined"] = c.joined.load();
+    out.figures["subscribers_failed"] = failed;
+    out.figures["ramp_seconds"] = set.ramp_seconds;
+    std::string line = "Subscribers: " + std::to_string(c.joined.load()) + "/" +
+                       std::to_string(opt_.subscribers) + " joined in " + fixed(set.ramp_seconds) +
+                       " s (at most " + std::to_string(opt_.ramp_concurrency) + " handshakes in flight); " +
+                       std::to_string(failed) + " failed";
+    json::object by_status;
+    for (std::size_t i = 0; i < session_status_count; ++i)
+        if (auto const n = c.by_status[i].load();
+            n != 0 && static_cast<session_status>(i) != session_status::completed) {
+            line += " (" + std::string(to_string(static_cast<session_status>(i))) + ": " + std::to_string(n) +
+                    ")";
+            by_status[to_string(static_cast<session_status>(i))] = n;
+        }
+    out.figures["subscribers_failed_by_cause"] = std::move(by_status);
+    out.line(line);
+    std::lock_guard lock(c.details_mutex);
+    for (auto const& detail : c.details)
+        out.line("  failure: " + detail);
+}
+
+void bench::server_figures(server_sample const& from, server_sample const& to, report& out) const {
+    if (opt_.server_pid == 0) return;
+    if (!from.proc || !to.proc) {
+        out.problem("the server's /proc figures could not be read (has it exited?)");
+        return;
+    }
+    auto const cpu = to.proc->cpu_seconds - from.proc->cpu_seconds;
+    out.figures["server_cpu_seconds"] = cpu;
+    out.figures["server_cpu_percent"] = 100.0 * cpu / seconds_f(to.at - from.at).count();
+    out.figures["server_rss_bytes"] = to.proc->resident_memory_bytes;
+    out.figures["server_open_fds"] = to.proc->open_fds;
+}
+
+net::awaitable<void> bench::run_fanout(report& out) {
+    auto const interval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(opt_.interval).count();
+    // Receipts, one log per client thread, appended by that thread only; read here once every session
+    // has ended (the release/acquire on the tally's `ended` orders the appends before the reads).
+    // Shared with the hooks, which a session that overstays every limit could still call after this frame.
+    auto const logs = std::make_shared<std::vector<std::vector<receipt>>>(workers_.size());
+    auto const per_thread = opt_.subscribers / workers_.size() + 1;
+    // Room for the whole run (ramp and leave included, ~10 s) up front: no reallocation while measuring.
+    auto const ticks_in_run = static_cast<std::size_t>((opt_.duration + 10s) / opt_.interval) + 10;
+    for (auto& log : *logs)
+        log.reserve(std::min<std::size_t>(per_thread * ticks_in_run, 50'000'000));
+    auto const hooks = [logs](std::size_t thread) -> session_hooks::wisdom_hook {
+        return [logs, log = &(*logs)[thread]]( // `logs` keeps `log` alive
+                   std::string_view frame, system_clock::time_point received) {
+            auto const now = system_clock::now();
+            log->push_back({content_hash(frame),
+                            std::chrono::nanoseconds(received.time_since_epoch()).count(),
+                            std::chrono::nanoseconds(now - received).count()});
+        };
+    };
+
+    auto const baseline = sample();
+    subscriber_set subs;
+    co_await connect_subscribers(subs, true, hooks);
+    if (!subs.ramp_complete)
+        out.problem("the ramp did not finish within " + std::to_string(ramp_limit.count()) + " min");
+    if (subs.counts->failed() != 0) out.problem("some subscribers failed to join");
+    if (subs.counts->joined.load() == 0) out.problem("no subscriber joined");
+
+    // One interval of settling, so the window starts with every subscriber in place for whole ticks.
+    co_await pause(opt_.interval);
+    auto const present = subs.counts->joined.load() - subs.counts->ended.load();
+    auto const start = sample();
+    progress("window: " + wolf::format_duration(opt_.duration) + " with " + std::to_string(present) +
+             " subscribers");
+    co_await pause(opt_.duration);
+    auto const end = sample();
+    bool const all_left = co_await leave(subs, out);
+    describe_subscribers(subs, out);
+    if (!all_left) co_return; // the logs are still being written: nothing to read safely
+
+    std::vector<receipt> all;
+    std::size_t total = 0;
+    for (auto const& log : *logs)
+        total += log.size();
+    all.reserve(total);
+    for (auto& log : *logs) {
+        all.insert(all.end(), log.begin(), log.end());
+        std::vector<receipt>().swap(log);
+    }
+    auto const t0 = std::chrono::nanoseconds(start.wall.time_since_epoch()).count();
+    auto const t1 = std::chrono::nanoseconds(end.wall.time_since_epoch()).count();
+    std::uint64_t deliveries = 0;
+    std::vector<double> lags;
+    for (auto const& r : all)
+        if (r.received_ns >= t0 && r.received_ns <= t1) {
+            ++deliveries;
+            lags.push_back(ms(r.lag_ns));
+        }
+    auto const ticks = group_ticks(all, interval_ns);
+
+    // A tick counts if its first receipt is in the window and at least one interval before its end, so
+    // none of its receipts are cut off.
+    std::vector<double> spreads;
+    std::uint64_t receipts = 0, missed = 0, extra = 0;
+    for (auto const& t : ticks) {
+        if (t.first_ns < t0 || t.first_ns > t1 - interval_ns) continue;
+        spreads.push_back(ms(t.spread_ns()));
+        receipts += t.receipts;
+        if (t.receipts < present) missed += present - t.receipts;
+        if (t.receipts > present) extra += t.receipts - present;
+    }
+    auto const window = seconds_f(end.at - start.at).count();
+    auto const counted = spreads.size();
+    auto const expected = (opt_.duration - opt_.interval) / opt_.interval;
+    auto& f = out.figures;
+    f["window_seconds"] = window;
+    f["subscribers_in_window"] = present;
+    f["ticks_counted"] = counted;
+    f["ticks_expected"] = expected;
+    f["receipts_in_counted_ticks"] = receipts;
+    f["missed"] = missed;
+    f["extra_receipts"] = extra;
+    auto const spread_p50 = percentile(spreads, 50), spread_p99 = percentile(spreads, 99);
+    auto const spread_max = spreads.empty() ? 0.0 : *std::max_element(spreads.begin(), spreads.end());
+    f["spread_p50_ms"] = spread_p50;
+    f["spread_p99_ms"] = spread_p99;
+    f["spread_max_ms"] = spread_max;
+    f["deliveries"] = deliveries;
+    f["deliveries_per_second"] = static_cast<double>(deliveries) / window;
+    auto const lag_p50 = percentile(lags, 50), lag_p99 = percentile(lags, 99);
+    f["client_lag_p50_ms"] = lag_p50;
+    f["client_lag_p99_ms"] = lag_p99;
+    out.line("Window: " + fixed(window, 2) + " s with " + std::to_string(present) + " subscribers; " +
+             std::to_string(counted) + " ticks counted (about " + std::to_string(expected) + " expected)");
+    out.line("Spread per tick (last - first kernel receive time): p50 " + fixed(spread_p50, 3) + " ms, p99 " +
+             fixed(spread_p99, 3) + " ms, max " + fixed(spread_max, 3) + " ms");
+    out.line("Deliveries in the window: " + std::to_string(deliveries) + " (" +
+             fixed(static_cast<double>(deliveries) / window, 0) +
+             "/s); missed in counted ticks: " + std::to_string(missed) +
+             (extra ? "; extra receipts (grouping anomaly): " + std::to_string(extra) : ""));
+    out.line("Client lag (kernel receipt to processing): p50 " + fixed(lag_p50, 3) + " ms, p99 " +
+             fixed(lag_p99, 3) + " ms");
+    if (counted == 0) out.problem("no tick was counted in the window");
+
+    server_figures(start, end, out);
+    if (start.proc && end.proc) {
+        auto const cpu = end.proc->cpu_seconds - start.proc->cpu_seconds;
+        f["server_cpu_us_per_delivery"] = deliveries ? cpu * 1e6 / static_cast<double>(deliveries) : 0.0;
+        auto const grew = static_cast<double>(end.proc->resident_memory_bytes) -
+                          (baseline.proc ? static_cast<double>(baseline.proc->resident_memory_bytes) : 0.0);
+        f["server_rss_per_connection_bytes"] = present ? grew / static_cast<double>(present) : 0.0;
+        out.line("**Server CPU per delivery: " +
+                 fixed(deliveries ? cpu * 1e6 / static_cast<double>(deliveries) : 0.0, 3) + " µs** (" +
+                 fixed(cpu, 2) + " s of CPU over the window, " + fixed(100.0 * cpu / window) +
+                 " % of a core)");
+        out.line("Server RSS at the end: " + std::to_string(end.proc->resident_memory_bytes / 1024) +
+                 " KiB (" + fixed(present ? grew / static_cast<double>(present) : 0.0, 0) +
+                 " B per subscriber over the baseline)");
+    }
+}
+
+// Called on the control thread for the first sessions, then on the client threads by the handlers: it
+// touches nothing but `state`, the session's own objects and what never changes after construction.
+void bench::start_churn_session(std::shared_ptr<churn_state> const& state, std::size_t thread) {
+    auto const executor = workers_.at(thread);
+    auto options = base_session();
+    options.hold = 0ms; // leave as soon as subscribed
+    ++state->in_flight;
+    spawn_session(executor, std::make_shared<client_session>(executor, std::move(options)),
+                  [this, state, thread](session_report const& r) {
+                      state->records[thread].push_back({r.ended, r.ended - r.started, r.status});
+                      if (r.status != session_status::completed) {
+                          std::lock_guard lock(state->details_mutex);
+                          if (state->details.size() < 5)
+                              state->details.push_back(std::string(to_string(r.status)) + ": " + r.detail);
+                      }
+                      // The next session starts on the same thread, from the handler: no control thread
+                      // in the loop, and every thread keeps its share of the concurrency. After a failure
+                      // it waits a little, so a server that refuses everything does not make us spin.
+                      if (!state->running.load(std::memory_order_relaxed)) {
+                          state->in_flight.fetch_sub(1, std::memory_order_release);
+                      } else if (r.status == session_status::completed) {
+                          start_churn_session(state, thread);
+                          state->in_flight.fetch_sub(1, std::memory_order_release);
+                      } else {
+                          auto timer = std::make_shared<net::steady_timer>(workers_.at(thread), 100ms);
+                          timer->async_wait([this, state, thread, timer](boost::system::error_code) {
+                              if (state->running.load(std::memory_order_relaxed))
+                                  start_churn_session(state, thread);
+                              state->in_flight.fetch_sub(1, std::memory_order_release);
+                          });
+                      }
+                  });
+}
+
+net::awaitable<void> bench::run_churn(report& out) {
+    auto const state = std::make_shared<churn_state>(workers_.size());
+    for (auto& r : state->records)
+        r.reserve(100'000);
+    for (std::size_t i = 0; i < opt_.concurrency; ++i)
+        start_churn_session(state, workers_.next_index());
+    co_await pause(opt_.warmup);
+    auto const start = sample();
+    progress("window: " + wolf::format_duration(opt_.duration) + " at concurrency " +
+             std::to_string(opt_.concurrency));
+    co_await pause(opt_.duration);
+    auto const end = sample();
+    state->running = false;
+    bool const drained = co_await wait_until(
+        [&] { return state->in_flight.load(std::memory_order_acquire) == 0; }, churn_drain_limit);
+    if (!drained) {
+        out.problem("churn sessions still running " + std::to_string(churn_drain_limit.count()) +
+                    " s after the window");
+        co_return; // their records are still being written
+    }
+
+    std::uint64_t completed = 0, failed = 0, total = 0, total_failed = 0;
+    std::map<std::string, std::uint64_t> failed_by_cause;
+    std::vector<double> latencies;
+    for (auto const& records : state->records)
+        for (auto const& r : records) {
+            ++total;
+            bool const ok = r.status == session_status::completed;
+            if (!ok) ++total_failed;
+            if (r.ended < start.at || r.ended > end.at) continue;
+            if (ok) {
+                ++completed;
+                latencies.push_back(seconds_f(r.latency).count() * 1e3);
+            } else {
+                ++failed;
+                ++failed_by_cause[std::string(to_string(r.status))];
+            }
+        }
+    auto const window = seconds_f(end.at - start.at).count();
+    auto& f = out.figures;
+    f["window_seconds"] = window;
+    f["completed"] = completed;
+    f["sessions_per_second"] = static_cast<double>(completed) / window;
+    f["failed"] = failed;
+    json::object causes;
+    for (auto const& [cause, n] : failed_by_cause)
+        causes[cause] = n;
+    f["failed_by_cause"] = std::move(causes);
+    f["sessions_total"] = total;
+    f["failed_total"] = total_failed;
+    auto const p50 = percentile(latencies, 50), p99 = percentile(latencies, 99);
+    f["latency_p50_ms"] = p50;
+    f["latency_p99_ms"] = p99;
+    auto const latency_max = latencies.empty() ? 0.0 : *std::max_element(latencies.begin(), latencies.end());
+    f["latency_max_ms"] = latency_max;
+    std::string line = "Window: " + fixed(window, 2) + " s; sessions completed " + std::to_string(completed) +
+                       " (" + fixed(static_cast<double>(completed) / window, 0) + "/s), failed " +
+                       std::to_string(failed);
+    for (auto const& [cause, n] : failed_by_cause)
+        line += " (" + cause + ": " + std::to_string(n) + ")";
+    out.line(line);
+    out.line("Session latency (TCP connect to the end of the close): p50 " + fixed(p50, 2) + " ms, p99 " +
+             fixed(p99, 2) + " ms, max " + fixed(latency_max, 2) + " ms");
+    out.line("Whole run (warm-up and drain too): " + std::to_string(total) + " sessions, " +
+             std::to_string(total_failed) + " failed");
+    for (auto const& detail : state->details)
+        out.line("  failure: " + detail);
+    if (completed == 0) out.problem("no session completed in the window");
+
+    server_figures(start, end, out);
+    if (start.proc && end.proc) {
+        auto const cpu = end.proc->cpu_seconds - start.proc->cpu_seconds;
+        f["server_cpu_us_per_session"] = completed ? cpu * 1e6 / static_cast<double>(completed) : 0.0;
+        out.line("**Server CPU per completed session: " +
+                 fixed(completed ? cpu * 1e6 / static_cast<double>(completed) : 0.0, 1) + " µs** (" +
+                 fixed(cpu, 2) + " s of CPU over the window, " + fixed(100.0 * cpu / window) +
+                 " % of a core)");
+    }
+}
+
+net::awaitable<void> bench::run_idle(report& out) {
+    auto const baseline = sample();
+    subscriber_set subs;
+    co_await connect_subscribers(subs, false, {});
+    if (!subs.ramp_complete)
+        out.problem("the ramp did not finish within " + std::to_string(ramp_limit.count()) + " min");
+    if (subs.counts->failed() != 0) out.problem("some subscribers failed to join");
+    if (subs.counts->joined.load() == 0) out.problem("no subscriber joined");
+    co_await pause(opt_.settle);
+    auto const settled = sample();
+    progress("holding " + wolf::format_duration(opt_.duration));
+    co_await pause(opt_.duration);
+    auto const held = sample();
+    auto const present = subs.counts->joined.load() - subs.counts->ended.load();
+    auto const failed_while_held = subs.counts->failed();
+    co_await leave(subs, out);
+    describe_subscribers(subs, out);
+
+    auto& f = out.figures;
+    f["subscribers_held"] = present;
+    f["failed_while_held"] = failed_while_held;
+    auto const wisdom = subs.counts->wisdom.load();
+    f["wisdom_received"] = wisdom;
+    out.line("Held " + std::to_string(present) + " subscribers for " + wolf::format_duration(opt_.duration) +
+             " after " + wolf::format_duration(opt_.settle) +
+             " of settling; failures by the end of the hold: " + std::to_string(failed_while_held));
+    if (wisdom != 0)
+        out.line("Warning: " + std::to_string(wisdom) +
+                 " wisdom frames arrived: a broadcast during the sample (use a longer server --interval)");
+    server_figures(settled, held, out);
+    if (baseline.proc && settled.proc && held.proc && present != 0) {
+        auto const base = static_cast<double>(baseline.proc->resident_memory_bytes);
+        auto const per_settled =
+            (static_cast<double>(settled.proc->resident_memory_bytes) - base) / static_cast<double>(present);
+        auto const per_held =
+            (static_cast<double>(held.proc->resident_memory_bytes) - base) / static_cast<double>(present);
+        f["server_rss_baseline_bytes"] = baseline.proc->resident_memory_bytes;
+        f["server_rss_settled_bytes"] = settled.proc->resident_memory_bytes;
+        f["server_rss_held_bytes"] = held.proc->resident_memory_bytes;
+        f["server_rss_per_connection_settled_bytes"] = per_settled;
+        f["server_rss_per_connection_bytes"] = per_held;
+        f["server_rss_per_connection_kib"] = per_held / 1024;
+        f["server_fds_per_connection"] =
+            (static_cast<double>(held.proc->open_fds) - static_cast<double>(baseline.proc->open_fds)) /
+            static_cast<double>(present);
+        out.line("Server RSS: baseline " + std::to_string(baseline.proc->resident_memory_bytes / 1024) +
+                 " KiB, settled " + std::to_string(settled.proc->resident_memory_bytes / 1024) +
+                 " KiB, after the hold " + std::to_string(held.proc->resident_memory_bytes / 1024) + " KiB");
+        out.line("**Server RSS per connection: " + fixed(per_held, 0) + " B (" + fixed(per_held / 1024, 2) +
+                 " KiB)** after the hold; " + fixed(per_settled, 0) + " B when settled");
+        auto const cpu = held.proc->cpu_seconds - settled.proc->cpu_seconds;
+        out.line("Server CPU over the hold: " + fixed(cpu, 2) + " s (" +
+                 fixed(100.0 * cpu / seconds_f(held.at - settled.at).count()) + " % of a core)");
+    }
+}
+
+void bench::print(report const& out) const {
+    auto& o = std::cout;
+    o << "## wolf-bench " << opt_.mode_name << " against " << host_;
+    if (opt_.server_pid) o << " (pid " << opt_.server_pid << ")";
+    o << "\n\n";
+    for (auto const& line : out.lines)
+        o << (line.starts_with("  ") ? "" : "- ") << line << '\n';
+    o << "- Run: " << (out.problems.empty() ? "OK" : "FAILED");
+    for (std::size_t i = 0; i < out.problems.size(); ++i)
+        o << (i == 0 ? " — " : "; ") << out.problems[i];
+    o << std::endl;
+}
+
+net::awaitable<int> bench::run() {
+    report out;
+    auto& p = out.parameters;
+    p["host"] = opt_.host;
+    p["port"] = opt_.port;
+    p["server_pid"] = opt_.server_pid;
+    p["threads"] = opt_.threads;
+    p["ping_period_ms"] = opt_.ping_period.count();
+    p["duration_ms"] = opt_.duration.count();
+    switch (opt_.mode) {
+    case bench_mode::fanout:
+        p["subscribers"] = opt_.subscribers;
+        p["interval_ms"] = opt_.interval.count();
+        p["ramp_concurrency"] = opt_.ramp_concurrency;
+        progress("fanout: " + std::to_string(opt_.subscribers) + " subscribers of " + host_ + ", interval " +
+                 wolf::format_duration(opt_.interval));
+        co_await run_fanout(out);
+        break;
+    case bench_mode::churn:
+        p["concurrency"] = opt_.concurrency;
+        p["warmup_ms"] = opt_.warmup.count();
+        progress("churn: concurrency " + std::to_string(opt_.concurrency) + " against " + host_);
+        co_await run_churn(out);
+        break;
+    case bench_mode::idle:
+        p["subscribers"] = opt_.subscribers;
+        p["settle_ms"] = opt_.settle.count();
+        p["ramp_concurrency"] = opt_.ramp_concurrency;
+        progress("idle: " + std::to_string(opt_.subscribers) + " subscribers of " + host_);
+        co_await run_idle(out);
+        break;
+    }
+    print(out);
+    if (!opt_.json_path.empty()) {
+        json::array problems;
+        for (auto const& problem : out.problems)
+            problems.emplace_back(problem);
+        json::object document{{"tool", "wolf-bench"},
+                              {"mode", opt_.mode_name},
+                              {"ok", out.problems.empty()},
+                              {"problems", std::move(problems)},
+                              {"parameters", std::move(out.parameters)},
+                              {"figures", std::move(out.figures)}};
+        std::ofstream file(opt_.json_path);
+        file << json::serialize(document) << '\n';
+        if (!file) {
+            std::cerr << "wolf-bench: cannot write " << opt_.json_path << '\n';
+            co_return 1;
+        }
+    }
+    co_return out.problems.empty() ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char* argv[]) {
+    auto parsed = parse_command_line(argc, argv);
+    if (auto const* code = std::get_if<int>(&parsed)) return *code;
+    auto const& opt = std::get<bench_options>(parsed);
+
+    worker_pool workers(opt.threads, "wolf-bench");
+    net::io_context control{1};
+    bench run(opt, workers);
+    int exit_code = 1;
+    net::co_spawn(control, run.run(), [&](std::exception_ptr error, int code) {
+        if (error) std::rethrow_exception(error);
+        exit_code = code;
+    });
+    try {
+        control.run();
+    } catch (std::exception const& e) {
+        std::cerr << "wolf-bench: " << e.what() << '\n';
+        return 1;
+    }
+    return exit_code;
+}
