@@ -358,6 +358,12 @@ net::awaitable<void> bench::connect_subscribers(subscriber_set& set, bool kernel
         if (hooks) h.on_wisdom = hooks(thread);
         auto options = subscriber_session();
         options.kernel_timestamps = kernel_timestamps;
+        // Idle subscribers hear nothing, by design; fanout ones a tick per interval. Beast's keep-alive
+        // ping (half the idle timeout) must never coincide with the leave, or it can time the close out.
+        if (opt_.mode == bench_mode::idle)
+            options.idle_timeout.reset();
+        else
+            options.idle_timeout = std::max(milliseconds{30s}, 4 * opt_.interval);
         auto session = std::make_shared<client_session>(executor, std::move(options), std::move(h));
         set.sessions.push_back(session);
         spawn_session(executor, std::move(session), [counts](session_report const& r) {

@@ -144,7 +144,11 @@ net::awaitable<bool> client_session::open() {
             co_return false;
         }
     }
-    ws_.set_option(websocket::stream_base::timeout{options_.handshake_timeout, options_.idle_timeout, true});
+    ws_.set_option(websocket::stream_base::timeout{
+        options_.handshake_timeout,
+        options_.idle_timeout ? beast::websocket::stream_base::duration(*options_.idle_timeout)
+                              : websocket::stream_base::none(),
+        options_.idle_timeout.has_value()});
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::request_type& req) { req.set(http::field::user_agent, "wolf-bench"); }));
 

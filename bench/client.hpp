@@ -40,8 +40,11 @@ struct session_options {
     // TCP connect, the upgrade and the closing handshake each; also how long to wait, after `disconnect`,
     // for the server to close.
     milliseconds handshake_timeout{10000};
-    // Nothing received for this long (a WebSocket ping goes out half way) fails the session.
-    milliseconds idle_timeout{30000};
+    // Nothing received for this long (a WebSocket ping goes out half way) fails the session. nullopt: no
+    // limit, for a server that is meant to be silent; the session still ends when asked to leave, its close
+    // bounded by handshake_timeout. Keep it well above any expected silence: Beast's idle timer can fire
+    // while a close is under way and time the close out.
+    std::optional<milliseconds> idle_timeout{milliseconds{30000}};
     std::uint64_t leave_after_wisdom = 0; // leave on the Nth wisdom_distribution; 0: not on its own
     std::optional<milliseconds> hold;     // leave this long after joining (subscribed, or connected)
 };

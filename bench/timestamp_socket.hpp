@@ -95,6 +95,9 @@ private:
         void operator()(Self& self, beast::error_code ec = {}) {
             if (posted) return self.complete(result, bytes); // an immediate result, now delivered
             bool const first = std::exchange(initiating, false);
+            // Closed while the wait's completion was queued (a websocket timeout): what Asio's own read
+            // would report, not EBADF from a recvmsg on no descriptor.
+            if (!ec && !stream.socket_.is_open()) ec = net::error::operation_aborted;
             if (!ec) {
                 bytes = stream.receive(buffers, ec);
                 if (ec == net::error::would_block) {
