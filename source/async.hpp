@@ -6,14 +6,34 @@
 #include "net.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <exception>
+#include <memory>
 #include <string_view>
 
 namespace wolf {
 
 /** Errors as values on the I/O path: `auto [ec, n] = co_await op(..., use_nothrow);`. */
 inline constexpr auto use_nothrow = net::as_tuple(net::use_awaitable);
+
+/**
+ * Plain new and delete under a type of their own. Asio takes std::allocator to mean "the per-thread cache",
+ * whose blocks are as large as the largest operation that used them; an operation that stays parked for
+ * minutes on every connection (a wait for the next message) is better allocated to its own size.
+ */
+template <class T>
+struct sized_allocator : std::allocator<T> {
+    using value_type = T;
+    sized_allocator() = default;
+    template <class U>
+    sized_allocator(sized_allocator<U> const&) noexcept {}
+};
+
+/** use_nothrow for an operation that is parked most of its life. */
+inline auto use_nothrow_sized() {
+    return net::bind_allocator(sized_allocator<void>(), use_nothrow);
+}
 
 /** Logs an exception that escaped a coroutine: event `failed`, what=<what> error=<message>. */
 inline void log_failure(std::string_view what, std::exception_ptr const& error) {

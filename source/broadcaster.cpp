@@ -38,7 +38,8 @@ void broadcaster::close() {
 
 std::size_t broadcaster::fan_out(broadcast_message const& message) {
     auto const started = steady_clock::now();
-    auto const frame = std::make_shared<std::string const>(protocol::make_wisdom_distribution(message.text));
+    // Serialized and framed once; every subscriber's socket gets these same bytes.
+    auto const frame = make_text_frame(protocol::make_wisdom_distribution(message.text));
 
     std::size_t queued = 0;
     auto const subscribers = connections_.subscriber_peers();

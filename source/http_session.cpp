@@ -6,6 +6,7 @@
 #include "tls.hpp"
 #include "websocket_session.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -276,7 +277,16 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
             if (!refusal) {
                 tracked.release();
                 tcp.expires_never(); // the WebSocket stream applies its own timeouts
-                co_await run_websocket_session(std::move(stream), std::move(request), state);
+                // The session runs in a coroutine of its own, so this one's frame, with its request
+                // buffer and parser, is freed for the connection's whole life. Its handshake counts
+                // against --max-connections from here; the session ends the count.
+                ++state.pending_upgrades;
+                auto const executor = stream.get_executor();
+                net::co_spawn(executor,
+                              run_websocket_session(std::move(stream),
+                                                    std::make_unique<decltype(request)>(std::move(request)),
+                                                    state),
+                              log_and_contain{"websocket_session"});
                 co_return;
             }
             refusal->keep_alive(false);

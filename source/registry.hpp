@@ -1,5 +1,9 @@
 #pragma once
 
+#include "frame.hpp"
+
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -14,27 +18,28 @@ namespace wolf {
 
 using steady_clock = std::chrono::steady_clock;
 
-/** One serialized text frame, shared by every connection it is queued on. */
-using shared_frame = std::shared_ptr<std::string const>;
-
 /**
  * What the registry, the broadcaster and the watchdog know of a connection. websocket_session
  * implements it; tests implement it with fakes.
  */
 class peer {
 public:
-    explicit peer(std::string id) noexcept
-        : id_(std::move(id)) {}
+    /** `id` is at most max_id_size characters (a UUID's 36); longer is cut. */
+    explicit peer(std::string_view id) noexcept
+        : id_size_(static_cast<std::uint8_t>(std::min(id.size(), max_id_size))) {
+        id.copy(id_.data(), id_size_);
+    }
     peer(peer const&) = delete;
     peer& operator=(peer const&) = delete;
     virtual ~peer() = default;
 
-    std::string const& id() const noexcept { return id_; }
+    std::string_view id() const noexcept { return {id_.data(), id_size_}; }
     steady_clock::time_point last_seen() const noexcept { return last_seen_; }
     void touch(steady_clock::time_point now) noexcept { last_seen_ = now; }
 
-    /** When the write now in flight began, or nullopt when none is; the watchdog's write timeout reads it. */
-    std::optional<steady_clock::time_point> write_pending_since() const noexcept {
+    /** Since when a write has waited on the socket without progress, or nullopt when none waits; the
+     * watchdog's write timeout reads it. Sessions report their stream's; fakes set it by hand. */
+    virtual std::optional<steady_clock::time_point> write_pending_since() const noexcept {
         if (write_started_ == steady_clock::time_point{}) return std::nullopt;
         return write_started_;
     }
@@ -61,7 +66,10 @@ private:
     friend class registry;
     static constexpr std::size_t no_slot = std::numeric_limits<std::size_t>::max();
 
-    std::string id_;
+    static constexpr std::size_t max_id_size = 36;
+    // Inline: a connection's only string, kept without a heap block of its own.
+    std::array<char, max_id_size> id_{};
+    std::uint8_t id_size_;
     steady_clock::time_point last_seen_{};
     steady_clock::time_point write_started_{}; // the epoch: no write in flight
     // Positions in the registry's vectors, for O(1) removal.

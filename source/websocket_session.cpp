@@ -1,20 +1,19 @@
 #include "websocket_session.hpp"
 
 #include "async.hpp"
+#include "frame_stream.hpp"
 #include "logger.hpp"
 #include "protocol.hpp"
 #include "tls.hpp"
 
 #include <array>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
-#include <deque>
 #include <memory>
-#include <optional>
+#include <type_traits>
 
 namespace wolf {
 namespace {
@@ -27,87 +26,139 @@ std::string make_connection_id() {
     return boost::uuids::to_string(generator());
 }
 
-shared_frame make_frame(std::string text) {
-    return std::make_shared<std::string const>(std::move(text));
-}
-
 shared_frame const& subscribe_confirmation_frame() {
-    static shared_frame const frame = make_frame(protocol::make_subscribe_confirmation());
+    static shared_frame const frame = make_text_frame(protocol::make_subscribe_confirmation());
     return frame;
 }
 
-std::uint32_t millis_since_epoch(steady_clock::time_point t) noexcept {
-    // Truncated to 32 bits: only differences of less than 49 days are ever taken.
-    return static_cast<std::uint32_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+/** What a session writes to: the TCP socket itself on a plain port (released from the HTTP session's
+ * tcp_stream, whose timers a WebSocket session does not need), the TLS stream on a TLS port. */
+template <class Stream>
+struct transport {
+    using type = Stream;
+    static Stream from(Stream stream) { return stream; }
+};
+template <>
+struct transport<beast::tcp_stream> {
+    using type = net::ip::tcp::socket;
+    static net::ip::tcp::socket from(beast::tcp_stream stream) { return stream.release_socket(); }
+};
+
+/** The TCP socket under any layers. */
+template <class Layer>
+net::ip::tcp::socket& tcp_socket(Layer& layer) {
+    auto& lowest = beast::get_lowest_layer(layer);
+    if constexpr (std::is_same_v<std::decay_t<decltype(lowest)>, net::ip::tcp::socket>)
+        return lowest;
+    else
+        return lowest.socket();
 }
 
 /**
- * One WebSocket connection over `Stream` (beast::tcp_stream for ws://, tls_stream for wss://). The reader
- * coroutine (run) owns the session through a shared_ptr; the registry reaches it through its `peer` base
- * to queue frames and to close it, and each write in flight holds a shared_ptr so the frame and the
- * stream outlive it.
- *
- * Writes: a bounded queue of shared frames drained by a chain of async_write calls that starts when
- * the queue becomes non-empty, so an idle connection costs no parked coroutine. The frame at the
- * front is the one on the wire while writing() is true; it is popped only when that write completes.
+ * The contract's flood limit: true for a message that is the (rate_limit_messages + 1)th within one second.
+ * It keeps the gaps between the last rate_limit_messages + 1 arrivals, each capped at a second: their sum
+ * is under a second exactly when the true span is, so 16 bits a gap suffice.
  */
-template <class Stream>
-class websocket_session final : public peer, public std::enable_shared_from_this<websocket_session<Stream>> {
+class message_rate {
 public:
-    websocket_session(Stream stream, shared_state& state)
+    bool over_limit(steady_clock::time_point now) noexcept {
+        // Truncated to 32 bits: only differences of less than 49 days are taken, and those are capped.
+        auto const ms = static_cast<std::uint32_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
+        if (seen_ > 0) {
+            auto const gap = static_cast<std::uint16_t>(std::min<std::uint32_t>(ms - last_, cap));
+            window_ = window_ - gaps_[next_] + gap;
+            gaps_[next_] = gap;
+            next_ = static_cast<std::uint8_t>((next_ + 1) % gaps_.size());
+        }
+        last_ = ms;
+        if (seen_ <= gaps_.size()) ++seen_;
+        return seen_ > gaps_.size() && window_ < cap;
+    }
+
+private:
+    static constexpr std::uint32_t cap = 1000; // ms: the limit's window
+    std::array<std::uint16_t, protocol::rate_limit_messages> gaps_{};
+    std::uint32_t window_ = 0; // the sum of gaps_: how long the last rate_limit_messages gaps took
+    std::uint32_t last_ = 0;
+    std::uint8_t next_ = 0;
+    std::uint8_t seen_ = 0; // messages so far, up to rate_limit_messages + 1
+};
+static_assert(protocol::rate_limit_messages < 255);
+
+/**
+ * One WebSocket connection over `Transport` (a tcp::socket for ws://, tls_stream for wss://). The reader
+ * coroutine (run) owns the session through a shared_ptr; the registry reaches it through its `peer` base
+ * to queue frames and to close it, and a wait on a busy socket holds a shared_ptr so the stream outlives
+ * it.
+ *
+ * Writes: every frame, the broadcaster's shared one included, goes through the frame_stream under the
+ * WebSocket layer, which writes it at once when the socket takes it and otherwise queues it (at most
+ * --max-queue broadcasts) until the socket is writable. An idle connection holds no write state at all.
+ */
+template <class Transport>
+class websocket_session final : public peer,
+                                public std::enable_shared_from_this<websocket_session<Transport>> {
+public:
+    websocket_session(Transport transport, shared_state& state)
         : peer(make_connection_id())
-        , ws_(std::move(stream))
+        , frames_(std::move(transport))
+        , ws_(frames_)
         , state_(state) {}
 
-    net::awaitable<void> run(http::request<http::string_body> request);
+    /** The session's one coroutine; it holds `self`, so the session lives until the connection ends. */
+    static net::awaitable<void> run(std::shared_ptr<websocket_session> self,
+                                    std::unique_ptr<http::request<http::string_body>> request) {
+        auto& session = *self;
+        return session.run_impl(std::move(self), std::move(request));
+    }
 
     bool offer(shared_frame const& frame) override {
-        if (closing_ || queue_.size() >= state_.cfg.max_queue) return false;
-        enqueue(frame);
+        if (closing_ || frames_.queued() >= state_.cfg.max_queue) return false;
+        frames_.send(frame);
         return true;
     }
 
     void close(std::uint16_t code, std::string_view reason) override;
 
     // The TCP socket under any TLS layer: no close_notify, the peer sees the connection end.
-    void abort() override { beast::get_lowest_layer(ws_).close(); }
+    void abort() override { beast::close_socket(beast::get_lowest_layer(ws_)); }
 
     bool transport_closing() const noexcept override { return !closing_ && !ended_ && !ws_.is_open(); }
 
-private:
-    // The write start time the watchdog reads is the one record of a write in flight.
-    bool writing() const noexcept { return write_pending_since().has_value(); }
-    void enqueue(shared_frame frame) {
-        queue_.push_back(std::move(frame));
-        if (!writing()) write_front();
+    std::optional<steady_clock::time_point> write_pending_since() const noexcept override {
+        return frames_.blocked_since();
     }
-    void reply(shared_frame frame);
-    void write_front();
-    void on_write(beast::error_code ec);
-    void drop_unsent();
+
+private:
+    net::awaitable<void> run_impl(std::shared_ptr<websocket_session> self,
+                                  std::unique_ptr<http::request<http::string_body>> request);
+    net::awaitable<bool> open(std::unique_ptr<http::request<http::string_body>> request);
+    void on_message(std::string_view text);
+    void finish(beast::error_code ec);
+    void reply(shared_frame const& frame);
 
     void handle_message(std::string_view text, steady_clock::time_point now);
     void reply_error(protocol::protocol_error const& error);
-    bool over_rate_limit(steady_clock::time_point now) noexcept;
     void evict(eviction_reason reason, std::uint16_t code, std::string_view text);
     void log_end(beast::error_code ec);
 
-    websocket::stream<Stream> ws_;
+    // The write path of a broadcast touches only this object: the frame stream lives here, and the
+    // WebSocket layer refers to it. No permessage-deflate: frames are tiny, and it costs state everywhere.
+    frame_stream<Transport> frames_;
+    websocket::stream<frame_stream<Transport>&, false> ws_;
     shared_state& state_;
-    std::deque<shared_frame> queue_;
+    std::unique_ptr<net::steady_timer> close_deadline_; // made only when a close begins
+    message_rate rate_;
+    steady_clock::time_point opened_{}; // the handshake completed
+    std::uint32_t errors_ = 0;          // protocol errors so far, against --max-errors
     bool closing_ = false;
     bool ended_ = false;
-    std::optional<net::steady_timer> close_deadline_; // made only when a close begins
-    // Arrival times (ms) of the last rate_limit_messages messages, a ring.
-    std::array<std::uint32_t, protocol::rate_limit_messages> recent_{};
-    std::size_t recent_count_ = 0;
-    std::size_t recent_next_ = 0;
-    std::size_t errors_ = 0; // protocol errors so far, against --max-errors
 };
 
-template <class Stream>
-net::awaitable<void> websocket_session<Stream>::run(http::request<http::string_body> request) {
+template <class Transport>
+net::awaitable<bool>
+websocket_session<Transport>::open(std::unique_ptr<http::request<http::string_body>> request) {
     auto const& cfg = state_.cfg;
     // The handshake timeout covers the opening and the closing handshake; liveness after the opening is
     // the watchdog's job (client events), not WebSocket pings, which browsers cannot send.
@@ -119,63 +170,103 @@ net::awaitable<void> websocket_session<Stream>::run(http::request<http::string_b
     ws_.auto_fragment(false);
     ws_.text(true);
 
-    // A handshake under way counts against --max-connections, like an open connection.
-    ++state_.pending_upgrades;
-    auto const [accept_ec] = co_await ws_.async_accept(request, use_nothrow);
+    // The handshake counts against --max-connections, like an open connection, from the moment the HTTP
+    // session accepted the upgrade (it counted it) until it ends here.
+    auto const [accept_ec] = co_await ws_.async_accept(*request, use_nothrow);
     --state_.pending_upgrades;
     if (accept_ec) {
         log_debug("handshake_failed", kv("error", accept_ec.message()));
-        co_return;
+        co_return false;
     }
 
     auto& connections = state_.connections;
     connections.add(*this);
     ++state_.stats.connections_total;
-    auto const opened = steady_clock::now();
-    touch(opened);
-    enqueue(make_frame(protocol::make_initial(id())));
+    opened_ = steady_clock::now();
+    touch(opened_);
+    frames_.send(make_text_frame(protocol::make_initial(id())));
     beast::error_code endpoint_ec;
-    log_info("open", kv("id", id()),
-             kv("remote", beast::get_lowest_layer(ws_).socket().remote_endpoint(endpoint_ec)),
+    log_info("open", kv("id", id()), kv("remote", tcp_socket(ws_).remote_endpoint(endpoint_ec)),
              kv("connections", connections.connections()));
     if (state_.shutting_down) close(protocol::close_code::going_away, protocol::close_reason::going_away);
+    co_return true;
+}
 
-    beast::flat_buffer buffer;
+template <class Transport>
+net::awaitable<void>
+websocket_session<Transport>::run_impl(std::shared_ptr<websocket_session> self,
+                                       std::unique_ptr<http::request<http::string_body>> request) {
+    frames_.keep_alive_with(self);
+    // The handshake in a coroutine of its own: its frame, and the request, are gone once it is done.
+    if (!co_await open(std::move(request))) co_return;
+
+    // Client events are a few dozen bytes: they are read into a small buffer, and only a message that does
+    // not fit in one read is gathered in `message`. Between messages, when the WebSocket layer holds no
+    // unread byte, the reader waits for the socket itself: a parked wait costs a fraction of a parked
+    // WebSocket read.
+    std::array<char, 128> chunk;
+    std::string message;
+    bool between_messages = true; // and nothing read is left unread
     beast::error_code end_ec;
     for (;;) {
-        auto const [ec, size] = co_await ws_.async_read(buffer, use_nothrow);
+        if constexpr (frame_stream<Transport>::plain_socket) {
+            if (between_messages) {
+                auto const [wait_ec] = co_await frames_.async_wait_readable(use_nothrow_sized());
+                if (wait_ec) {
+                    end_ec = wait_ec;
+                    break;
+                }
+            }
+        }
+        auto const [ec, size] = co_await ws_.async_read_some(net::buffer(chunk), use_nothrow);
         if (ec) {
             end_ec = ec;
             break;
         }
-        auto const now = steady_clock::now();
-        // After a close begins, what the client still sends is read (to finish the handshake) and ignored.
-        if (!closing_) {
-            if (over_rate_limit(now))
-                evict(eviction_reason::rate_limit, protocol::close_code::policy_violation,
-                      protocol::close_reason::rate_limit);
-            else if (!ws_.got_text())
-                evict(eviction_reason::binary, protocol::close_code::unsupported_data,
-                      protocol::close_reason::binary);
-            else
-                handle_message({static_cast<char const*>(buffer.data().data()), size}, now);
+        between_messages = false;
+        std::string_view text(chunk.data(), size);
+        if (!ws_.is_message_done() || !message.empty()) {
+            message.append(text);
+            if (!ws_.is_message_done()) continue;
+            text = message;
         }
-        buffer.consume(buffer.size());
+        between_messages = frames_.message_taken();
+        on_message(text);
+        if (!message.empty()) std::string().swap(message);
     }
+    finish(end_ec);
+}
 
+template <class Transport>
+void websocket_session<Transport>::on_message(std::string_view text) {
+    // After a close begins, what the client still sends is read (to finish the handshake) and ignored.
+    if (closing_) return;
+    auto const now = steady_clock::now();
+    if (rate_.over_limit(now))
+        evict(eviction_reason::rate_limit, protocol::close_code::policy_violation,
+              protocol::close_reason::rate_limit);
+    else if (!ws_.got_text())
+        evict(eviction_reason::binary, protocol::close_code::unsupported_data,
+              protocol::close_reason::binary);
+    else
+        handle_message(text, now);
+}
+
+template <class Transport>
+void websocket_session<Transport>::finish(beast::error_code ec) {
     ended_ = true;
-    connections.remove(*this);
+    state_.connections.remove(*this);
     if (close_deadline_) close_deadline_->cancel();
-    drop_unsent();
-    abort(); // the read failed: make sure a write in flight completes too
-    log_end(end_ec);
+    frames_.drop_unsent();
+    abort(); // the read failed: make sure a pending write ends too
+    log_end(ec);
     state_.stats.session_duration.observe(
-        std::chrono::duration<double>(steady_clock::now() - opened).count());
+        std::chrono::duration<double>(steady_clock::now() - opened_).count());
     if (state_.on_peer_removed) state_.on_peer_removed();
 }
 
-template <class Stream>
-void websocket_session<Stream>::handle_message(std::string_view text, steady_clock::time_point now) {
+template <class Transport>
+void websocket_session<Transport>::handle_message(std::string_view text, steady_clock::time_point now) {
     auto parsed = protocol::parse_client_event(text);
     if (auto const* error = std::get_if<protocol::protocol_error>(&parsed)) return reply_error(*error);
     auto const& event = std::get<protocol::client_event>(parsed);
@@ -209,94 +300,57 @@ void websocket_session<Stream>::handle_message(std::string_view text, steady_clo
     }
 }
 
-template <class Stream>
-void websocket_session<Stream>::reply_error(protocol::protocol_error const& error) {
+template <class Transport>
+void websocket_session<Transport>::reply_error(protocol::protocol_error const& error) {
     state_.stats.count(error.code);
     if (++errors_ > state_.cfg.max_errors)
         return evict(eviction_reason::error_limit, protocol::close_code::policy_violation,
                      protocol::close_reason::too_many_errors);
     log_debug("protocol_error", kv("id", id()), kv("code", protocol::to_string(error.code)),
               kv("message", error.message));
-    reply(make_frame(protocol::make_error(error)));
+    reply(make_text_frame(protocol::make_error(error)));
 }
 
-template <class Stream>
-void websocket_session<Stream>::reply(shared_frame frame) {
+template <class Transport>
+void websocket_session<Transport>::reply(shared_frame const& frame) {
     // Replies are never dropped, but a client that sends without reading cannot grow the queue without
     // bound: past twice --max-queue it is closed as a slow consumer.
-    if (queue_.size() >= 2 * state_.cfg.max_queue)
+    if (frames_.queued() >= 2 * state_.cfg.max_queue)
         return evict(eviction_reason::slow_consumer, protocol::close_code::policy_violation,
                      protocol::close_reason::slow_consumer);
-    enqueue(std::move(frame));
+    frames_.send(frame);
 }
 
-template <class Stream>
-bool websocket_session<Stream>::over_rate_limit(steady_clock::time_point now) noexcept {
-    auto const ms = millis_since_epoch(now);
-    auto& oldest = recent_[recent_next_]; // the arrival time rate_limit_messages messages ago
-    bool const over = recent_count_ == recent_.size() && ms - oldest < 1000;
-    oldest = ms;
-    recent_next_ = (recent_next_ + 1) % recent_.size();
-    if (recent_count_ < recent_.size()) ++recent_count_;
-    return over;
-}
-
-template <class Stream>
-void websocket_session<Stream>::evict(eviction_reason reason, std::uint16_t code, std::string_view text) {
+template <class Transport>
+void websocket_session<Transport>::evict(eviction_reason reason, std::uint16_t code, std::string_view text) {
     if (closing_) return;
     state_.stats.count(reason);
     log_info("evict", kv("id", id()), kv("reason", to_string(reason)));
     close(code, text);
 }
 
-template <class Stream>
-void websocket_session<Stream>::close(std::uint16_t code, std::string_view reason) {
+template <class Transport>
+void websocket_session<Transport>::close(std::uint16_t code, std::string_view reason) {
     if (closing_ || ended_) return;
     closing_ = true;
     state_.connections.begin_close(*this);
     // Frames not yet on the wire would only delay the close frame.
-    drop_unsent();
+    frames_.drop_unsent();
     // Beast may already be closing on its own (it answers bad UTF-8 with 1007, oversize with 1009, protocol
     // violations with 1002); then only the deadline below is needed.
     if (ws_.is_open())
         ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
                         [self = this->shared_from_this()](beast::error_code) {});
     // A peer that never answers the close (or never reads) is dropped after the handshake timeout.
-    close_deadline_.emplace(ws_.get_executor());
+    close_deadline_ = std::make_unique<net::steady_timer>(ws_.get_executor());
     close_deadline_->expires_after(state_.cfg.handshake_timeout);
     close_deadline_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
         if (!ec) self->abort();
     });
 }
 
-template <class Stream>
-void websocket_session<Stream>::write_front() {
-    write_began(steady_clock::now());
-    ws_.async_write(
-        net::buffer(*queue_.front()),
-        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
-}
-
-template <class Stream>
-void websocket_session<Stream>::on_write(beast::error_code ec) {
-    write_ended();
-    queue_.pop_front();
-    if (ec) {
-        log_debug("write_failed", kv("id", id()), kv("error", ec.message()));
-        drop_unsent();
-        return abort();
-    }
-    if (!queue_.empty() && !closing_) write_front();
-}
-
-template <class Stream>
-void websocket_session<Stream>::drop_unsent() {
-    // Keep the frame whose write is in flight: its buffer must live until the write completes.
-    queue_.erase(queue_.begin() + (writing() ? 1 : 0), queue_.end());
-}
-
-template <class Stream>
-void websocket_session<Stream>::log_end(beast::error_code ec) {
+template <class Transport>
+void websocket_session<Transport>::log_end(beast::error_code ec) {
     if (ec == websocket::error::message_too_big) {
         state_.stats.count(eviction_reason::too_big);
         log_info("evict", kv("id", id()), kv("reason", to_string(eviction_reason::too_big)),
@@ -320,15 +374,17 @@ void websocket_session<Stream>::log_end(beast::error_code ec) {
 } // namespace
 
 template <class Stream>
-net::awaitable<void> run_websocket_session(Stream stream, http::request<http::string_body> request,
+net::awaitable<void> run_websocket_session(Stream stream,
+                                           std::unique_ptr<http::request<http::string_body>> request,
                                            shared_state& state) {
-    auto const session = std::make_shared<websocket_session<Stream>>(std::move(stream), state);
-    co_await session->run(std::move(request));
+    using session_type = websocket_session<typename transport<Stream>::type>;
+    auto session = std::make_shared<session_type>(transport<Stream>::from(std::move(stream)), state);
+    return session_type::run(std::move(session), std::move(request));
 }
 
-template net::awaitable<void> run_websocket_session(beast::tcp_stream, http::request<http::string_body>,
-                                                    shared_state&);
-template net::awaitable<void> run_websocket_session(tls_stream, http::request<http::string_body>,
-                                                    shared_state&);
+template net::awaitable<void>
+run_websocket_session(beast::tcp_stream, std::unique_ptr<http::request<http::string_body>>, shared_state&);
+template net::awaitable<void>
+run_websocket_session(tls_stream, std::unique_ptr<http::request<http::string_body>>, shared_state&);
 
 } // namespace wolf
