@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
 
 namespace wolf {
 namespace po = boost::program_options;
@@ -44,6 +45,11 @@ std::optional<duration> parse_duration(std::string_view text) noexcept {
     // A week is far beyond any sensible interval and keeps every later time_point addition safe.
     if (!(millis >= 1) || millis > 7 * 24 * 3'600'000.0) return std::nullopt;
     return duration{static_cast<duration::rep>(millis)};
+}
+
+std::size_t thread_count(config const& cfg) noexcept {
+    if (cfg.threads != 0) return cfg.threads;
+    return std::max(1u, std::thread::hardware_concurrency());
 }
 
 std::string format_duration(duration d) {
@@ -106,6 +112,8 @@ po::options_description describe_settings() {
          "time allowed for a whole HTTP request, a WebSocket upgrade or a closing handshake")
         ("write-timeout", po::value<std::string>()->default_value(format_duration(defaults.write_timeout)),
          "drop a connection whose socket accepts no data for this long")
+        ("threads", po::value<std::string>()->default_value("auto"),
+         "event-loop threads sharing the connections: 1 to 256, or auto (one per core)")
         ("log-level", po::value<std::string>()->default_value(std::string(to_string(defaults.level))),
          "debug, info, warn, error or off")
         ("log-format", po::value<std::string>()->default_value(std::string(to_string(defaults.format))),
@@ -214,6 +222,7 @@ std::string render_config(config const& cfg, provenance const& from) {
     line("max-errors", std::to_string(cfg.max_errors));
     line("handshake-timeout", format_duration(cfg.handshake_timeout));
     line("write-timeout", format_duration(cfg.write_timeout));
+    line("threads", cfg.threads == 0 ? std::string("auto") : std::to_string(cfg.threads));
     line("log-level", std::string(to_string(cfg.level)));
     line("log-format", std::string(to_string(cfg.format)));
     optional("tls-cert", cfg.tls_cert, "unset: plain HTTP");
@@ -302,6 +311,7 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
         cfg.max_errors = parse_count(label("max-errors"), text("max-errors"), 1, 1'000'000);
         cfg.handshake_timeout = parse_duration_option(label("handshake-timeout"), text("handshake-timeout"));
         cfg.write_timeout = parse_duration_option(label("write-timeout"), text("write-timeout"));
+        if (text("threads") != "auto") cfg.threads = parse_count(label("threads"), text("threads"), 1, 256);
         auto const level = parse_log_level(text("log-level"));
         if (!level)
             throw bad_option_value(label("log-level"), text("log-level"),

@@ -27,6 +27,7 @@ struct config {
     std::size_t max_errors = 20;       // protocol errors a connection may make; the next one closes it
     duration handshake_timeout{10000}; // whole HTTP request / WebSocket upgrade, and the closing handshake
     duration write_timeout{30000};     // a write making no progress this long drops the connection
+    std::size_t threads = 0; // event-loop threads, each serving its share of connections; 0: one per core
     log_level level = log_level::info;
     log_format format = log_format::text;
     std::string tls_cert;    // PEM certificate chain; with tls_key, the port speaks HTTPS and wss:// only
@@ -36,6 +37,9 @@ struct config {
     // A documented constant, not a flag: tests shorten it.
     duration shutdown_grace{5000}; // how long shutdown waits for closing handshakes
 };
+
+/** The number of event-loop threads `cfg.threads` asks for: itself, or one per core (at least 1) for 0. */
+std::size_t thread_count(config const& cfg) noexcept;
 
 /** "250ms", "5s", "1.5m", "2h" or a bare number of seconds; nullopt unless well-formed and > 0 ms. */
 std::optional<duration> parse_duration(std::string_view text) noexcept;
