@@ -10,6 +10,7 @@
 #include <limits>
 #include <sstream>
 #include <thread>
+#include <variant>
 
 namespace wolf {
 namespace po = boost::program_options;
@@ -122,7 +123,10 @@ po::options_description describe_settings() {
          "PEM certificate (chain); with --tls-key the port serves HTTPS and wss:// only")
         ("tls-key", po::value<std::string>()->value_name("FILE"), "PEM private key for --tls-cert")
         ("admin-token", po::value<std::string>()->value_name("TOKEN"),
-         "bearer token for POST /api/wisdom and GET /api/stats (unset: the admin API is off)");
+         "bearer token for POST /api/wisdom and GET /api/stats (unset: the admin API is off)")
+        ("redis", po::value<std::string>()->value_name("URL"),
+         "redis://[:PASSWORD@]HOST[:PORT][/DB]: run as one node of a cluster sharing one broadcast "
+         "(unset: a single node)");
     // clang-format on
     return options;
 }
@@ -231,6 +235,14 @@ std::string render_config(config const& cfg, provenance const& from) {
         out << "# admin-token =  (unset: the admin API is off)\n";
     else
         out << "# admin-token =  (set by " << from.source("admin-token") << "; not printed)\n";
+    // A masked password would not read back, so a URL with one is shown as a comment, like the token.
+    if (!cfg.redis)
+        out << "# redis =  (unset: a single node)\n";
+    else if (cfg.redis->password.empty())
+        line("redis", cfg.redis->display());
+    else
+        out << "# redis = " << cfg.redis->display() << "  (set by " << from.source("redis")
+            << "; the password is not printed)\n";
     return std::move(out).str();
 }
 
@@ -335,6 +347,16 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
             if (cfg.admin_token.size() < 16 || cfg.admin_token.find_first_of(" \t\r\n") != std::string::npos)
                 throw bad_option_value(label("admin-token"), "(hidden)",
                                        "a token of at least 16 characters without spaces");
+        }
+
+        if (given("redis")) {
+            auto const url = text("redis");
+            auto parsed = parse_redis_url(url);
+            // The password is never echoed, not even in an error.
+            if (auto const* error = std::get_if<std::string>(&parsed))
+                throw po::error(label("redis") + ": '" + mask_redis_url(url) +
+                                "' is not a Redis URL: " + *error);
+            cfg.redis = std::get<redis_endpoint>(std::move(parsed));
         }
 
         if (vm.count("print-config")) return {std::nullopt, 0, render_config(cfg, from)};

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "logger.hpp"
+#include "redis_url.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -33,6 +34,7 @@ struct config {
     std::string tls_cert;    // PEM certificate chain; with tls_key, the port speaks HTTPS and wss:// only
     std::string tls_key;     // PEM private key
     std::string admin_token; // empty: the admin API (/api/wisdom, /api/stats) is off
+    std::optional<redis_endpoint> redis; // set: one node of a cluster sharing one broadcast through Redis
 
     // A documented constant, not a flag: tests shorten it.
     duration shutdown_grace{5000}; // how long shutdown waits for closing handshakes

@@ -332,14 +332,15 @@ BOOST_AUTO_TEST_CASE(every_setting_has_a_variable_and_print_config_names_the_sou
                                  {"WOLF_LOG_FORMAT", "json"},
                                  {"WOLF_TLS_CERT", "c.pem"},
                                  {"WOLF_TLS_KEY", "k.pem"},
-                                 {"WOLF_ADMIN_TOKEN", "0123456789abcdef-secret"}};
+                                 {"WOLF_ADMIN_TOKEN", "0123456789abcdef-secret"},
+                                 {"WOLF_REDIS", "redis://10.0.0.7:6380/2"}};
     auto const result = parse({"--print-config"});
     BOOST_TEST(result.exit_code == 0);
     BOOST_REQUIRE(!result.cfg.has_value());
     for (std::string name :
          {"host", "port", "interval", "ping-timeout", "quotes", "assets", "max-connections", "max-queue",
           "max-message-size", "max-errors", "handshake-timeout", "write-timeout", "log-level", "log-format",
-          "tls-cert", "tls-key", "admin-token"}) {
+          "tls-cert", "tls-key", "admin-token", "redis"}) {
         std::string variable = "WOLF_";
         for (char c : name)
             variable.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
@@ -406,6 +407,100 @@ BOOST_AUTO_TEST_CASE(bad_values_exit_2) {
     auto const hidden = parse({"--admin-token", "has zebra but long enough"});
     BOOST_TEST(hidden.exit_code == 2);
     BOOST_TEST(hidden.output.find("zebra") == std::string::npos, "the token is not echoed");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(redis)
+
+BOOST_AUTO_TEST_CASE(without_redis_the_server_is_a_single_node) {
+    auto const result = parse({});
+    BOOST_REQUIRE(result.cfg.has_value());
+    BOOST_TEST(!result.cfg->redis.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(a_redis_url_gives_host_port_password_and_database) {
+    auto const result = parse({"--redis", "redis://:s%40cret@redis.internal:6380/3"});
+    BOOST_REQUIRE(result.cfg.has_value());
+    BOOST_REQUIRE(result.cfg->redis.has_value());
+    auto const& redis = *result.cfg->redis;
+    BOOST_TEST(redis.host == "redis.internal");
+    BOOST_TEST(redis.port == 6380);
+    BOOST_TEST(redis.username.empty());
+    BOOST_TEST(redis.password == "s@cret");
+    BOOST_TEST(redis.db == 3u);
+    BOOST_TEST(redis.display() == "redis://:***@redis.internal:6380/3");
+}
+
+BOOST_AUTO_TEST_CASE(port_and_database_default_and_ipv6_and_users_are_read) {
+    auto const plain = std::get<redis_endpoint>(parse_redis_url("redis://127.0.0.1"));
+    BOOST_TEST(plain.host == "127.0.0.1");
+    BOOST_TEST(plain.port == 6379);
+    BOOST_TEST(plain.db == 0u);
+    BOOST_TEST(plain.password.empty());
+    BOOST_TEST(plain.display() == "redis://127.0.0.1:6379/0");
+    BOOST_TEST(std::get<redis_endpoint>(parse_redis_url("REDIS://h/")).host == "h");
+    auto const v6 = std::get<redis_endpoint>(parse_redis_url("redis://[::1]:7000/1"));
+    BOOST_TEST(v6.host == "::1");
+    BOOST_TEST(v6.port == 7000);
+    BOOST_TEST(v6.display() == "redis://[::1]:7000/1");
+    auto const acl = std::get<redis_endpoint>(parse_redis_url("redis://wolf:p:a/ss@h:1/0"));
+    BOOST_TEST(acl.username == "wolf");
+    BOOST_TEST(acl.password == "p:a/ss");
+    BOOST_TEST(acl.display() == "redis://wolf:***@h:1/0");
+}
+
+static char const* const bad_redis_urls[] = {
+    "",
+    "127.0.0.1:6379",
+    "http://127.0.0.1:6379",
+    "rediss://127.0.0.1:6379",
+    "redis://",
+    "redis://:6379",
+    "redis://h:0",
+    "redis://h:65536",
+    "redis://h:port",
+    "redis://h:",
+    "redis://h/db",
+    "redis://h/-1",
+    "redis://h?timeout=1",
+    "redis://[::1",
+    "redis://::1:6379",
+    "redis://password@h",
+    "redis://:@h",
+    "redis://:bad%zz@h",
+};
+
+BOOST_DATA_TEST_CASE(a_bad_url_exits_2_with_one_line, data::make(bad_redis_urls), url) {
+    check_rejected({"--redis", url}, "--redis");
+}
+
+BOOST_AUTO_TEST_CASE(the_password_is_never_echoed) {
+    auto const bad = parse({"--redis", "redis://:zebra-secret@h:99999"});
+    BOOST_TEST(bad.exit_code == 2);
+    BOOST_TEST(bad.output.find("zebra") == std::string::npos, bad.output);
+    BOOST_TEST(bad.output.find("redis://:***@h:99999") != std::string::npos, bad.output);
+
+    scoped_environment const env{{"WOLF_REDIS", "redis://:zebra-secret@10.0.0.7"}};
+    auto const printed = parse({"--print-config"});
+    BOOST_TEST(printed.exit_code == 0);
+    BOOST_TEST(printed.output.find("zebra") == std::string::npos, printed.output);
+    auto const line = printed_line(printed.output, "redis");
+    BOOST_TEST(line.starts_with("# redis = redis://:***@10.0.0.7:6379/0"), line);
+    BOOST_TEST(line.find("WOLF_REDIS") != std::string::npos, line);
+}
+
+BOOST_AUTO_TEST_CASE(a_url_without_password_reads_back_from_print_config) {
+    auto const printed = parse({"--print-config", "--redis", "redis://10.0.0.7:6380/2"});
+    BOOST_REQUIRE(printed.exit_code == 0);
+    BOOST_TEST(printed_line(printed.output, "redis").starts_with("redis = redis://10.0.0.7:6380/2 "));
+    temp_file const file(printed.output);
+    auto const reread = parse({"--config", file.path()});
+    BOOST_REQUIRE(reread.cfg.has_value());
+    BOOST_REQUIRE(reread.cfg->redis.has_value());
+    BOOST_TEST(reread.cfg->redis->port == 6380);
+    BOOST_TEST(reread.cfg->redis->db == 2u);
+    BOOST_TEST(printed_line(parse({"--print-config"}).output, "redis").starts_with("# redis "));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace wolf {
+
+/** Where the cluster's Redis is and how to log in: what a `redis://` URL says. */
+struct redis_endpoint {
+    std::string host; // a name or an address (an IPv6 address without its brackets)
+    std::uint16_t port = 6379;
+    std::string username; // Redis 6 ACL user; empty: AUTH with the password alone
+    std::string password; // empty: no AUTH
+    unsigned db = 0;      // SELECT unless 0
+
+    /** The URL again with the password replaced by `***`: what logs and --print-config show. */
+    std::string display() const;
+};
+
+/**
+ * Reads `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (user and password percent-decoded, an IPv6 host in
+ * brackets, port 6379 and database 0 by default). Returns the endpoint, or the reason the text is not one,
+ * in words that never repeat the password.
+ */
+std::variant<redis_endpoint, std::string> parse_redis_url(std::string_view text);
+
+/** `text` with the password of a URL-shaped value masked, for an error message about it. */
+std::string mask_redis_url(std::string_view text);
+
+} // namespace wolf
