@@ -1,5 +1,6 @@
 #pragma once
 
+#include "frame.hpp"
 #include "metrics.hpp"
 #include "net.hpp"
 #include "registry.hpp"
@@ -7,26 +8,55 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <string>
+#include <vector>
 
 namespace wolf {
 
-/** Something to broadcast: the ticker's quote, or (later) an operator's message. */
+/** Something to broadcast: the ticker's quote, or an operator's message. */
 struct broadcast_message {
     enum class origin { tick, publish };
     std::string text;
     origin from = origin::tick;
 };
 
+/** What one fan-out did: frames queued (or written) and frames dropped on full queues. */
+struct offer_result {
+    std::size_t queued = 0;
+    std::size_t dropped = 0;
+
+    offer_result& operator+=(offer_result const& other) noexcept {
+        queued += other.queued;
+        dropped += other.dropped;
+        return *this;
+    }
+};
+
+/** One event-loop thread's subscribers, as the broadcaster reaches them: the thread's executor and the
+ * registry only that thread touches. */
+struct fan_out_target {
+    net::any_io_executor executor;
+    registry* connections;
+};
+
 /**
- * The one broadcaster of the process. It receives messages from a channel, serializes each one once
- * into a `wisdom_distribution` frame and offers that same frame to every subscriber's queue.
+ * The one broadcaster of the process. It receives messages from a channel (any thread may publish),
+ * serializes each one once into a complete `wisdom_distribution` frame, and hands that same frame to every
+ * event-loop thread at once; each thread offers it to its own subscribers, and the broadcaster waits until
+ * all have, so each tick's figures and log line are exact.
  *
- * Invariant: fan-out never waits on a connection. peer::offer only queues (or drops on a full queue)
- * and never changes the registry, so the subscriber list is walked once, without copying it.
+ * Invariant: fan-out never waits on a connection. peer::offer only writes what the socket takes at once or
+ * queues (or drops on a full queue), and never changes the registry, so a thread walks its subscriber list
+ * once, without copying it. Only the frame pointer crosses threads; no lock is taken per delivery.
  */
 class broadcaster {
 public:
+    /** Fans out to `targets`; the one whose executor is `executor` (if any) is served inline. `pools` gives
+     * the connection count each tick logs. */
+    broadcaster(net::any_io_executor executor, std::vector<fan_out_target> targets, metrics& stats,
+                pool_counts const& pools, std::size_t capacity = 16);
+    /** One registry on the broadcaster's own executor (a single-threaded server). */
     broadcaster(net::any_io_executor executor, registry& connections, metrics& stats,
                 std::size_t capacity = 16);
 
@@ -36,21 +66,28 @@ public:
     /** Queues a message for the broadcaster, waiting for room; false once closed. */
     net::awaitable<bool> publish(broadcast_message message);
 
-    /** Queues a message if there is room now, without waiting; false when full or closed. */
+    /** Queues a message if there is room now, without waiting; false when full or closed. From any thread. */
     bool try_publish(broadcast_message message);
 
     /** Ends run() and every publish(). */
     void close();
 
-    /** Serializes once and offers the frame to every current subscriber; returns how many queued it. */
-    std::size_t fan_out(broadcast_message const& message);
+    /** Serializes `message` once and has every thread offer the frame to its subscribers. */
+    net::awaitable<offer_result> fan_out(broadcast_message message);
+
+    /** Offers `frame` to every subscriber of `connections` (on the calling thread, which must own it). */
+    static offer_result offer_to(registry const& connections, shared_frame const& frame);
 
 private:
-    using channel = net::experimental::channel<void(boost::system::error_code, broadcast_message)>;
+    using inbox = net::experimental::concurrent_channel<void(boost::system::error_code, broadcast_message)>;
+    using results = net::experimental::channel<void(boost::system::error_code, offer_result)>;
 
-    channel channel_;
-    registry& connections_;
+    net::any_io_executor executor_;
+    std::vector<fan_out_target> targets_;
+    inbox inbox_;
+    results results_; // the other threads' offer_results, posted back to executor_
     metrics& stats_;
+    pool_counts const* pools_; // null: one registry, on this thread, counts the connections
 };
 
 } // namespace wolf

@@ -16,6 +16,7 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/websocket/teardown.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,8 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -146,12 +149,7 @@ public:
 
     template <class... Args>
     explicit frame_stream(Args&&... args)
-        : next_(std::forward<Args>(args)...) {
-        if constexpr (plain_socket) {
-            boost::system::error_code ignored;
-            next_.non_blocking(true, ignored);
-        }
-    }
+        : next_(std::forward<Args>(args)...) {}
 
     executor_type get_executor() noexcept { return next_.get_executor(); }
     next_layer_type& next_layer() noexcept { return next_; }
@@ -165,16 +163,34 @@ public:
 
     /** Since when a queued frame has waited on the socket; nullopt when nothing waits. */
     std::optional<std::chrono::steady_clock::time_point> blocked_since() const noexcept {
-        if (!backlog_) return std::nullopt;
+        if (!backlog_ || !backlog_->in_flight) return std::nullopt;
         return backlog_->blocked_since;
     }
 
     /** Writes `frame` after everything queued before it; what the socket does not take now is queued. */
     void send(shared_frame const& frame) { push(frame, true); }
 
+    /** Holds writes back until uncork(), which sends everything held in one gather write: the 101 response
+     * and `initial` leave in one segment. */
+    void cork() {
+        if (!backlog_) backlog_ = std::make_unique<backlog>();
+        backlog_->corked = true;
+    }
+    void uncork() {
+        if (!backlog_ || !backlog_->corked) return;
+        backlog_->corked = false;
+        if (error_ || backlog_->in_flight) return;
+        if constexpr (plain_socket)
+            flush();
+        else if (backlog_->empty())
+            drained();
+        else
+            write_next();
+    }
+
     /** Drops queued frames of send() that have not begun to go out; the transport's own frames stay. */
     void drop_unsent() {
-        if (!backlog_) return;
+        if (!backlog_ || backlog_->corked) return;
         auto& items = backlog_->items;
         bool const front_started = backlog_->in_flight || backlog_->offset > 0;
         std::vector<entry> kept;
@@ -267,6 +283,7 @@ private:
         std::size_t head = 0;
         std::size_t offset = 0; // bytes of the front frame already written
         bool in_flight = false; // a wait for writability, or a TLS write, is pending
+        bool corked = false;    // hold writes until uncork()
         std::chrono::steady_clock::time_point blocked_since;
         std::unique_ptr<callback_base> on_drained;
 
@@ -283,19 +300,18 @@ private:
         if (error_) return;
         if (backlog_) {
             backlog_->items.push_back({frame, droppable});
-            if constexpr (!plain_socket) write_next();
+            if constexpr (!plain_socket)
+                if (!backlog_->corked) write_next();
             return;
         }
         std::size_t written = 0;
         if constexpr (plain_socket) {
             // Nothing ahead of it: hand it to the socket now; only a remainder is queued.
             auto const bytes = frame->bytes();
+            net::const_buffer const buffer(bytes.data(), bytes.size());
             beast::error_code ec;
-            written = next_.write_some(net::buffer(bytes.data(), bytes.size()), ec);
-            if (ec == net::error::would_block)
-                written = 0;
-            else if (ec)
-                return fail(ec);
+            written = send_now({&buffer, 1}, ec);
+            if (ec) return fail(ec);
             if (written == bytes.size()) return;
         }
         backlog_ = std::make_unique<backlog>();
@@ -329,9 +345,9 @@ private:
                 buffers[count++] = net::buffer(bytes.data() + skip, bytes.size() - skip);
             }
             beast::error_code ec;
-            auto written = next_.write_some(std::span(buffers.data(), count), ec);
-            if (ec == net::error::would_block) return wait_writable();
+            auto written = send_now({buffers.data(), count}, ec);
             if (ec) return fail(ec);
+            if (written == 0) return wait_writable();
             // Pop what went out whole; keep the offset into the first frame that did not.
             while (written > 0) {
                 auto const left = queue.front().frame->bytes().size() - queue.offset;
@@ -363,6 +379,27 @@ private:
                          });
     }
 
+    /**
+     * One non-blocking gather send of `buffers`: the bytes the socket took, 0 if it is full. The socket is
+     * already in non-blocking mode for Asio's own operations; MSG_DONTWAIT keeps this send from ever
+     * blocking regardless, and MSG_NOSIGNAL turns a vanished peer into EPIPE instead of SIGPIPE.
+     */
+    std::size_t send_now(std::span<net::const_buffer const> buffers, beast::error_code& ec) {
+        std::array<::iovec, max_gather> vectors;
+        for (std::size_t i = 0; i < buffers.size(); ++i)
+            vectors[i] = {const_cast<void*>(buffers[i].data()), buffers[i].size()};
+        ::msghdr message{};
+        message.msg_iov = vectors.data();
+        message.msg_iovlen = buffers.size();
+        for (;;) {
+            auto const sent = ::sendmsg(next_.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (sent >= 0) return static_cast<std::size_t>(sent);
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) ec.assign(errno, boost::system::system_category());
+            return 0;
+        }
+    }
+
     /** Nothing waits any more: the backlog goes, and whoever waited for that runs. */
     void drained() {
         auto action = backlog_ ? std::move(backlog_->on_drained) : nullptr;
@@ -391,11 +428,25 @@ private:
     frame_boundaries boundaries_;
 };
 
-/** Beast's closing handshake ends by tearing the transport down: after the queued frames (the close frame
- * among them) are written, as the next layer does it. */
+/**
+ * Beast's closing handshake ends by tearing the transport down, once the queued frames (the close frame
+ * among them) are written. Beast calls this only after both close frames have crossed, so on a plain socket
+ * the server closes it at once (RFC 6455 section 7.1.1: the server closes the TCP connection first); there
+ * is nothing left to read, and no shutdown-and-drain round is needed. Under TLS the TLS layer's own
+ * teardown sends its close_notify.
+ */
 template <class NextLayer, class TeardownHandler>
 void async_teardown(beast::role_type role, frame_stream<NextLayer>& stream, TeardownHandler&& handler) {
     stream.after_drain([role, &stream, handler = std::forward<TeardownHandler>(handler)]() mutable {
+        if constexpr (frame_stream<NextLayer>::plain_socket) {
+            if (role == beast::role_type::server) {
+                beast::error_code ec;
+                stream.next_layer().close(ec);
+                auto executor = net::get_associated_executor(handler, stream.get_executor());
+                net::post(executor, beast::bind_front_handler(std::move(handler), ec));
+                return;
+            }
+        }
         using beast::websocket::async_teardown;
         async_teardown(role, stream.next_layer(), std::move(handler));
     });

@@ -64,12 +64,12 @@ response make_method_not_allowed(http::request<http::string_body> const& request
     return res;
 }
 
-bool admin_api_enabled(shared_state const& state) noexcept {
+bool admin_api_enabled(server_state const& state) noexcept {
     return !state.cfg.admin_token.empty();
 }
 
 /** A path the server knows: the routes of the contract, /readyz, the admin API when on, the UI's files. */
-bool is_known_path(std::string_view path, shared_state const& state) {
+bool is_known_path(std::string_view path, server_state const& state) {
     if (path == "/" || path == "/ws" || path == "/healthz" || path == "/readyz" || path == "/metrics")
         return true;
     if (path == api_wisdom || path == api_stats) return admin_api_enabled(state);
@@ -90,7 +90,7 @@ bool same_token(std::string_view given, std::string_view expected) noexcept {
 
 /** nullopt if the request carries `Authorization: Bearer <the admin token>`, else the 401 to send. */
 std::optional<response> refuse_unauthorized(http::request<http::string_body> const& request,
-                                            shared_state const& state) {
+                                            server_state const& state) {
     std::string_view const header = request[http::field::authorization];
     constexpr std::string_view scheme = "bearer ";
     bool const bearer =
@@ -111,7 +111,7 @@ std::optional<response> refuse_unauthorized(http::request<http::string_body> con
 }
 
 /** POST /api/wisdom {"message": "..."}: broadcasts the message through the broadcaster, like a tick. */
-response publish_message(http::request<http::string_body> const& request, shared_state const& state) {
+response publish_message(http::request<http::string_body> const& request, server_state const& state) {
     if (request.method() != http::verb::post) return make_method_not_allowed(request, "POST");
     if (auto refusal = refuse_unauthorized(request, state)) return std::move(*refusal);
 
@@ -136,25 +136,25 @@ response publish_message(http::request<http::string_body> const& request, shared
         return res;
     }
     return make_json(request, http::status::accepted,
-                     {{"status", "accepted"}, {"subscribers", state.connections.subscribers()}});
+                     {{"status", "accepted"}, {"subscribers", state.pools.subscribers()}});
 }
 
 /** GET /api/stats: the figures an operator's script wants without parsing Prometheus text. */
-response stats(http::request<http::string_body> const& request, shared_state const& state) {
+response stats(http::request<http::string_body> const& request, server_state const& state) {
     if (auto refusal = refuse_unauthorized(request, state)) return std::move(*refusal);
     auto const uptime = std::chrono::duration_cast<std::chrono::seconds>(steady_clock::now() - state.started);
     return make_json(request, http::status::ok,
-                     {{"connections", state.connections.connections()},
-                      {"subscribers", state.connections.subscribers()},
-                      {"ticks", state.stats.broadcast_ticks_total},
-                      {"wisdom_sent", state.stats.wisdom_sent_total},
-                      {"wisdom_dropped", state.stats.wisdom_dropped_total},
+                     {{"connections", state.pools.connections()},
+                      {"subscribers", state.pools.subscribers()},
+                      {"ticks", state.stats.broadcast_ticks_total.load()},
+                      {"wisdom_sent", state.stats.wisdom_sent_total.load()},
+                      {"wisdom_dropped", state.stats.wisdom_dropped_total.load()},
                       {"uptime_seconds", uptime.count()}});
 }
 
 /** /readyz: 200 once the listener is up (the deck is loaded before), 503 before that and while shutting down.
  */
-response readiness(http::request<http::string_body> const& request, shared_state const& state) {
+response readiness(http::request<http::string_body> const& request, server_state const& state) {
     if (state.listening && !state.shutting_down)
         return make_json(request, http::status::ok, {{"status", "ready"}});
     return make_json(request, http::status::service_unavailable,
@@ -164,7 +164,7 @@ response readiness(http::request<http::string_body> const& request, shared_state
 /** Tracks the connection for shutdown while it waits for requests (or, with TLS, for its handshake). */
 class tracked_connection final : public closable {
 public:
-    tracked_connection(beast::tcp_stream& stream, shared_state& state)
+    tracked_connection(beast::tcp_stream& stream, shard& state)
         : stream_(stream)
         , state_(state) {
         state_.http_connections.insert(this);
@@ -178,13 +178,13 @@ public:
 
 private:
     beast::tcp_stream& stream_;
-    shared_state& state_;
+    shard& state_;
 };
 
 } // namespace
 
 http::message_generator handle_request(http::request<http::string_body> const& request,
-                                       shared_state const& state) {
+                                       server_state const& state) {
     auto const path = path_of(request.target());
     if (!is_known_path(path, state)) return make_status(request, http::status::not_found);
     if (path == api_wisdom) return publish_message(request, state);
@@ -199,8 +199,7 @@ http::message_generator handle_request(http::request<http::string_body> const& r
         return res;
     }
     if (path == "/healthz") {
-        auto res =
-            make_response(request, http::status::ok, "application/json", render_health(state.connections));
+        auto res = make_response(request, http::status::ok, "application/json", render_health(state.pools));
         res.set(http::field::cache_control, "no-store");
         return res;
     }
@@ -208,7 +207,7 @@ http::message_generator handle_request(http::request<http::string_body> const& r
     if (path == api_stats) return stats(request, state);
     if (path == "/metrics") {
         auto res = make_response(request, http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-                                 render_prometheus(state.stats, state.connections));
+                                 render_prometheus(state.stats, state.pools));
         res.set(http::field::cache_control, "no-store");
         return res;
     }
@@ -222,11 +221,11 @@ http::message_generator handle_request(http::request<http::string_body> const& r
 }
 
 std::optional<http::response<http::string_body>>
-refuse_upgrade(http::request<http::string_body> const& request, shared_state const& state) {
+refuse_upgrade(http::request<http::string_body> const& request, server_state const& state) {
     auto const path = path_of(request.target());
     if (path != "/ws" && path != "/") return make_status(request, http::status::not_found);
     if (state.shutting_down) return make_status(request, http::status::service_unavailable);
-    if (state.connections.connections() + state.pending_upgrades >= state.cfg.max_connections) {
+    if (state.pools.admitted() >= state.cfg.max_connections) {
         log_debug("upgrade_refused", kv("reason", "max_connections"),
                   kv("max_connections", state.cfg.max_connections));
         return make_status(request, http::status::service_unavailable);
@@ -235,9 +234,10 @@ refuse_upgrade(http::request<http::string_body> const& request, shared_state con
 }
 
 template <class Stream>
-net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, shared_state& state) {
+net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, shard& connection_shard) {
+    auto& state = connection_shard.server;
     auto& tcp = beast::get_lowest_layer(stream);
-    tracked_connection tracked(tcp, state);
+    tracked_connection tracked(tcp, connection_shard);
 
     for (;;) {
         http::request_parser<http::string_body> parser;
@@ -274,18 +274,20 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
         auto request = parser.release();
         if (websocket::is_upgrade(request)) {
             auto refusal = refuse_upgrade(request, state);
+            // The place among --max-connections is taken here, atomically across threads; the session
+            // gives it back if its handshake fails, the registry when its close begins.
+            if (!refusal && !state.pools.try_admit(state.cfg.max_connections))
+                refusal = make_status(request, http::status::service_unavailable);
             if (!refusal) {
                 tracked.release();
                 tcp.expires_never(); // the WebSocket stream applies its own timeouts
                 // The session runs in a coroutine of its own, so this one's frame, with its request
-                // buffer and parser, is freed for the connection's whole life. Its handshake counts
-                // against --max-connections from here; the session ends the count.
-                ++state.pending_upgrades;
+                // buffer and parser, is freed for the connection's whole life.
                 auto const executor = stream.get_executor();
                 net::co_spawn(executor,
                               run_websocket_session(std::move(stream),
                                                     std::make_unique<decltype(request)>(std::move(request)),
-                                                    state),
+                                                    connection_shard),
                               log_and_contain{"websocket_session"});
                 co_return;
             }
@@ -310,8 +312,8 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
     tcp.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
 }
 
-template net::awaitable<void> run_http_session(beast::tcp_stream, beast::flat_buffer, shared_state&);
-template net::awaitable<void> run_http_session(tls_stream, beast::flat_buffer, shared_state&);
+template net::awaitable<void> run_http_session(beast::tcp_stream, beast::flat_buffer, shard&);
+template net::awaitable<void> run_http_session(tls_stream, beast::flat_buffer, shard&);
 
 namespace {
 
@@ -319,12 +321,13 @@ namespace {
 constexpr std::string_view tls_only_body = "this port speaks TLS: use https:// or wss://\n";
 
 /** The TLS port: a ClientHello, the handshake, then the same HTTP session as on a plain port. */
-net::awaitable<void> run_tls_connection(net::ip::tcp::socket socket, shared_state& state) {
+net::awaitable<void> run_tls_connection(net::ip::tcp::socket socket, shard& connection_shard) {
+    auto& state = connection_shard.server;
     tls_stream stream(std::move(socket), *state.tls);
     auto& tcp = beast::get_lowest_layer(stream);
     beast::flat_buffer buffer;
     {
-        tracked_connection tracked(tcp, state);
+        tracked_connection tracked(tcp, connection_shard);
         // One deadline for the ClientHello and the whole handshake.
         tcp.expires_after(state.cfg.handshake_timeout);
         auto const [detect_ec, is_tls] = co_await beast::async_detect_ssl(tcp, buffer, use_nothrow);
@@ -352,16 +355,16 @@ net::awaitable<void> run_tls_connection(net::ip::tcp::socket socket, shared_stat
             co_return;
         }
     }
-    co_await run_http_session(std::move(stream), std::move(buffer), state);
+    co_await run_http_session(std::move(stream), std::move(buffer), connection_shard);
 }
 
 } // namespace
 
-net::awaitable<void> run_connection(net::ip::tcp::socket socket, shared_state& state) {
+net::awaitable<void> run_connection(net::ip::tcp::socket socket, shard& connection_shard) {
     // Not a coroutine: a plain port pays nothing for TLS, not even a frame.
-    if (!state.tls)
-        return run_http_session(beast::tcp_stream(std::move(socket)), beast::flat_buffer(), state);
-    return run_tls_connection(std::move(socket), state);
+    if (!connection_shard.server.tls)
+        return run_http_session(beast::tcp_stream(std::move(socket)), beast::flat_buffer(), connection_shard);
+    return run_tls_connection(std::move(socket), connection_shard);
 }
 
 } // namespace wolf

@@ -18,7 +18,7 @@ namespace wolf {
  * TLS port the ClientHello and the handshake must complete within --handshake-timeout, and a client that
  * speaks plain HTTP gets 400 and is closed.
  */
-net::awaitable<void> run_connection(net::ip::tcp::socket socket, shared_state& state);
+net::awaitable<void> run_connection(net::ip::tcp::socket socket, shard& connection_shard);
 
 /**
  * Serves HTTP requests one at a time (keep-alive) on a connected stream until one of them upgrades to a
@@ -26,17 +26,17 @@ net::awaitable<void> run_connection(net::ip::tcp::socket socket, shared_state& s
  * Defined for beast::tcp_stream and tls_stream (tls.hpp).
  */
 template <class Stream>
-net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, shared_state& state);
+net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, shard& connection_shard);
 
 /** The response to a plain (non-upgrade) request: static files, /healthz, /metrics, 404/405/426. */
 http::message_generator handle_request(http::request<http::string_body> const& request,
-                                       shared_state const& state);
+                                       server_state const& state);
 
 /**
  * For an upgrade request: nullopt if it may proceed to the WebSocket handshake, or the refusal to send
  * (404 on a path other than /ws and /, 503 at capacity or while shutting down).
  */
 std::optional<http::response<http::string_body>>
-refuse_upgrade(http::request<http::string_body> const& request, shared_state const& state);
+refuse_upgrade(http::request<http::string_body> const& request, server_state const& state);
 
 } // namespace wolf

@@ -13,14 +13,16 @@ namespace wolf {
 
 using namespace std::chrono_literals;
 
-net::awaitable<void> run_listener(net::ip::tcp::acceptor& acceptor, shared_state& state) {
+net::awaitable<void> run_listener(net::ip::tcp::acceptor& acceptor, std::span<shard* const> shards) {
     net::steady_timer backoff_timer(acceptor.get_executor());
     auto backoff = duration{0};
     auto last_warning = steady_clock::time_point{};
     std::uint64_t failures = 0;
+    std::size_t next = 0;
 
     while (acceptor.is_open()) {
-        auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+        auto& target = *shards[next];
+        auto [ec, socket] = co_await acceptor.async_accept(target.executor, use_nothrow);
         if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
         if (ec) {
             ++failures;
@@ -36,10 +38,11 @@ net::awaitable<void> run_listener(net::ip::tcp::acceptor& acceptor, shared_state
         }
         backoff = duration{0};
         failures = 0;
+        next = (next + 1) % shards.size();
 
         boost::system::error_code option_ec;
         socket.set_option(net::ip::tcp::no_delay(true), option_ec);
-        net::co_spawn(acceptor.get_executor(), run_connection(std::move(socket), state),
+        net::co_spawn(target.executor, run_connection(std::move(socket), target),
                       log_and_contain{"connection"});
     }
 }

@@ -1,7 +1,7 @@
 #include "metrics.hpp"
 
 #include "process_stats.hpp"
-#include "registry.hpp"
+#include "registry.hpp" // pool_counts
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -29,22 +29,22 @@ void write_family(std::ostream& out, std::string_view name, std::string_view typ
 
 histogram::histogram(std::span<double const> upper_bounds)
     : bounds_(upper_bounds.begin(), upper_bounds.end())
-    , counts_(bounds_.size() + 1, 0) {
+    , counts_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds_.size() + 1)) {
 }
 
 void histogram::observe(double value) noexcept {
     if (std::isnan(value)) return;
     // The first bound >= value: Prometheus buckets are "less than or equal".
     auto const bucket = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
-    ++counts_[static_cast<std::size_t>(bucket)];
-    ++count_;
-    sum_ += value;
+    counts_[static_cast<std::size_t>(bucket)].fetch_add(1, std::memory_order_relaxed);
+    count_.fetch_add(1, std::memory_order_relaxed);
+    sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
 std::uint64_t histogram::cumulative_count(std::size_t i) const noexcept {
     std::uint64_t total = 0;
-    for (std::size_t k = 0; k <= i && k < counts_.size(); ++k)
-        total += counts_[k];
+    for (std::size_t k = 0; k <= i && k <= bounds_.size(); ++k)
+        total += counts_[k].load(std::memory_order_relaxed);
     return total;
 }
 
@@ -67,7 +67,7 @@ std::string_view to_string(eviction_reason reason) noexcept {
     return names[static_cast<std::size_t>(reason)];
 }
 
-std::string render_prometheus(metrics const& m, registry const& r) {
+std::string render_prometheus(metrics const& m, pool_counts const& r) {
     std::ostringstream out;
     auto const family = [&](std::string_view name, std::string_view type, std::string_view help) {
         write_family(out, name, type, help);
@@ -126,7 +126,7 @@ std::string render_prometheus(metrics const& m, registry const& r) {
     return std::move(out).str();
 }
 
-std::string render_health(registry const& r) {
+std::string render_health(pool_counts const& r) {
     return boost::json::serialize(boost::json::object{
         {"status", "ok"}, {"connections", r.connections()}, {"subscribers", r.subscribers()}});
 }

@@ -3,7 +3,10 @@
 #include "protocol.hpp"
 
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <memory>
+#include <ostream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -11,7 +14,29 @@
 
 namespace wolf {
 
-class registry;
+class pool_counts;
+
+/**
+ * A monotonic counter that any event-loop thread may add to. Relaxed atomics: each addition is exact, and
+ * a reader sees every addition made before the last synchronisation with the adding thread.
+ */
+class counter {
+public:
+    std::uint64_t operator++() noexcept { return value_.fetch_add(1, std::memory_order_relaxed) + 1; }
+    counter& operator+=(std::uint64_t n) noexcept {
+        value_.fetch_add(n, std::memory_order_relaxed);
+        return *this;
+    }
+    std::uint64_t load() const noexcept { return value_.load(std::memory_order_relaxed); }
+    operator std::uint64_t() const noexcept { return load(); }
+
+private:
+    std::atomic<std::uint64_t> value_{0};
+};
+
+inline std::ostream& operator<<(std::ostream& out, counter const& c) {
+    return out << c.load();
+}
 
 /** Why the server closed a connection on its own initiative (wolf_evictions_total{reason}). */
 enum class eviction_reason {
@@ -29,7 +54,8 @@ std::string_view to_string(eviction_reason reason) noexcept;
 
 /**
  * A Prometheus histogram with fixed upper bounds. Each observation lands in the first bucket whose bound is
- * at least the value, or in the +Inf bucket past the last; rendering makes the counts cumulative.
+ * at least the value, or in the +Inf bucket past the last; rendering makes the counts cumulative. Any
+ * thread may observe; the counts are relaxed atomics, like counter's.
  */
 class histogram {
 public:
@@ -41,14 +67,14 @@ public:
     std::span<double const> upper_bounds() const noexcept { return bounds_; }
     /** Observations at most upper_bounds()[i]; i == upper_bounds().size() is the +Inf bucket (= count()). */
     std::uint64_t cumulative_count(std::size_t i) const noexcept;
-    std::uint64_t count() const noexcept { return count_; }
-    double sum() const noexcept { return sum_; }
+    std::uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
+    double sum() const noexcept { return sum_.load(std::memory_order_relaxed); }
 
 private:
     std::vector<double> bounds_;
-    std::vector<std::uint64_t> counts_; // per bucket, not cumulative; the last is +Inf
-    std::uint64_t count_ = 0;
-    double sum_ = 0;
+    std::unique_ptr<std::atomic<std::uint64_t>[]> counts_; // per bucket, not cumulative; the last is +Inf
+    std::atomic<std::uint64_t> count_{0};
+    std::atomic<double> sum_{0};
 };
 
 /** wolf_broadcast_duration_seconds: one fan-out, 10 µs to 1 s. */
@@ -59,15 +85,16 @@ inline constexpr std::array<double, 16> broadcast_duration_bounds{
 inline constexpr std::array<double, 13> session_duration_bounds{1,    5,    15,    30,    60,    300,  900,
                                                                 1800, 3600, 10800, 21600, 43200, 86400};
 
-/** Counters since start. Gauges (connections, subscribers) are read from the registry. */
+/** Counters since start, shared by every event-loop thread. Gauges (connections, subscribers) are read from
+ * the pool counts. */
 struct metrics {
-    std::uint64_t connections_total = 0;
-    std::uint64_t broadcast_ticks_total = 0;
-    std::uint64_t wisdom_sent_total = 0;
-    std::uint64_t wisdom_dropped_total = 0;
-    std::uint64_t http_timeouts_total = 0; // HTTP requests not complete within --handshake-timeout
-    std::array<std::uint64_t, eviction_reason_count> evictions{};
-    std::array<std::uint64_t, protocol::error_code_count> protocol_errors{};
+    counter connections_total;
+    counter broadcast_ticks_total;
+    counter wisdom_sent_total;
+    counter wisdom_dropped_total;
+    counter http_timeouts_total; // HTTP requests not complete within --handshake-timeout
+    std::array<counter, eviction_reason_count> evictions{};
+    std::array<counter, protocol::error_code_count> protocol_errors{};
     histogram broadcast_duration{broadcast_duration_bounds}; // seconds to offer one frame to every subscriber
     histogram session_duration{session_duration_bounds};     // seconds from handshake to the end
 
@@ -81,14 +108,14 @@ struct metrics {
     }
 };
 
-/** The Prometheus text exposition (format 0.0.4) of the counters, the histograms, the registry's gauges
- * and the process collector's figures of this process (read from /proc on each call). */
-std::string render_prometheus(metrics const& m, registry const& r);
+/** The Prometheus text exposition (format 0.0.4) of the counters, the histograms, the pools' gauges and
+ * the process collector's figures of this process (read from /proc on each call). */
+std::string render_prometheus(metrics const& m, pool_counts const& pools);
 
 /** One histogram family in the text exposition: HELP, TYPE, the cumulative buckets, _sum and _count. */
 std::string render_histogram(std::string_view name, std::string_view help, histogram const& h);
 
 /** The /healthz body: {"status":"ok","connections":N,"subscribers":M}. */
-std::string render_health(registry const& r);
+std::string render_health(pool_counts const& pools);
 
 } // namespace wolf

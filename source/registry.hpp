@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -80,15 +81,54 @@ private:
 };
 
 /**
+ * The sizes of the pools across every event-loop thread, for /healthz, /metrics and --max-connections:
+ * each thread's registry adds and takes away its own changes, so the sums are exact. `admitted` counts
+ * upgrades accepted and not yet ended or closing (handshakes under way plus open connections): it is the
+ * one number --max-connections is checked against, reserved atomically so two threads cannot both take
+ * the last place.
+ */
+class pool_counts {
+public:
+    std::size_t connections() const noexcept { return open_.load(std::memory_order_relaxed); }
+    std::size_t subscribers() const noexcept { return subscribers_.load(std::memory_order_relaxed); }
+    std::size_t ready() const noexcept { return ready_.load(std::memory_order_relaxed); }
+    std::size_t live() const noexcept { return live_.load(std::memory_order_relaxed); }
+    std::size_t admitted() const noexcept { return admitted_.load(std::memory_order_relaxed); }
+
+    /** Takes a place for a new WebSocket if fewer than `limit` are taken; false (nothing taken) otherwise. */
+    bool try_admit(std::size_t limit) noexcept {
+        auto taken = admitted_.load(std::memory_order_relaxed);
+        do {
+            if (taken >= limit) return false;
+        } while (!admitted_.compare_exchange_weak(taken, taken + 1, std::memory_order_relaxed));
+        return true;
+    }
+    /** Gives a place back: the handshake failed, or the connection began to close. */
+    void release() noexcept { admitted_.fetch_sub(1, std::memory_order_relaxed); }
+
+private:
+    friend class registry;
+    std::atomic<std::size_t> open_{0};
+    std::atomic<std::size_t> subscribers_{0};
+    std::atomic<std::size_t> ready_{0};
+    std::atomic<std::size_t> live_{0};
+    std::atomic<std::size_t> admitted_{0};
+};
+
+/**
  * Who is connected: the one source of truth for the broadcaster, the watchdog, /healthz and shutdown.
  *
  * A peer is *live* from the completed handshake until its session ends, and *open* from the handshake
  * until its close begins. Only open peers can be in the ready pool or the subscribers. The registry
- * holds non-owning pointers: a session removes itself before it is destroyed. Single-threaded: all
- * calls come from the server's io_context.
+ * holds non-owning pointers: a session removes itself before it is destroyed. One registry per event-loop
+ * thread, and all calls to it come from that thread; with `totals` it also keeps the server-wide
+ * pool_counts in step, and gives a peer's admission back when its close begins.
  */
 class registry {
 public:
+    explicit registry(pool_counts* totals = nullptr) noexcept
+        : totals_(totals) {}
+
     /** The handshake completed: the peer is live and open. */
     void add(peer& p);
     /** The close began: the peer leaves the open set, the ready pool and the subscribers. */
@@ -122,10 +162,14 @@ private:
     static void insert(std::vector<peer*>& set, peer& p, std::size_t peer::*slot);
     static void erase(std::vector<peer*>& set, peer& p, std::size_t peer::*slot);
 
+    /** Adds `delta` (+1 or -1) to one of the totals, if there are totals. */
+    void count(std::atomic<std::size_t> pool_counts::*field, int delta) noexcept;
+
     std::vector<peer*> live_;
     std::vector<peer*> open_;
     std::vector<peer*> subscribers_;
     std::size_t ready_count_ = 0;
+    pool_counts* totals_;
 };
 
 } // namespace wolf

@@ -10,13 +10,34 @@
 #include "watchdog.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <exception>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace wolf {
+namespace {
+
+/** Runs `action` on `target`'s thread and resumes the caller on its own once it has run. */
+template <class Action>
+net::awaitable<void> run_on(shard& target, Action action) {
+    co_await net::co_spawn(
+        target.executor,
+        [action]() mutable -> net::awaitable<void> {
+            action();
+            co_return;
+        },
+        net::use_awaitable);
+}
+
+} // namespace
 
 struct server::impl {
     impl(net::any_io_executor ex, config cfg, asset_store assets, quote_deck quotes, net::ssl::context* tls)
@@ -24,19 +45,49 @@ struct server::impl {
         , state(std::move(cfg), std::move(assets), tls)
         , deck(std::move(quotes))
         , acceptor(ex)
-        , broadcast(ex, state.connections, state.stats)
-        , tick(ex, broadcast, deck, state.cfg.interval)
-        , dog(ex, state.connections, state.stats, state.cfg.ping_timeout, state.cfg.write_timeout)
-        , drained(ex) {}
+        , drained(ex) {
+        auto const count = thread_count(state.cfg);
+        for (std::size_t i = 1; i < count; ++i)
+            contexts.push_back(std::make_unique<net::io_context>(1));
+        shards.push_back(std::make_unique<shard>(state, ex));
+        for (auto& context : contexts)
+            shards.push_back(std::make_unique<shard>(state, context->get_executor()));
+        std::vector<fan_out_target> targets;
+        for (auto& s : shards) {
+            shard_pointers.push_back(s.get());
+            dogs.push_back(std::make_unique<watchdog>(s->executor, s->connections, state.stats,
+                                                      state.cfg.ping_timeout, state.cfg.write_timeout));
+            targets.push_back({s->executor, &s->connections});
+        }
+        broadcast = std::make_unique<broadcaster>(ex, std::move(targets), state.stats, state.pools);
+        tick = std::make_unique<ticker>(ex, *broadcast, deck, state.cfg.interval);
+    }
+
+    ~impl() {
+        // Normally the threads have run out of work after shutdown(); after a failure they are stopped.
+        for (auto& context : contexts)
+            context->stop();
+        for (auto& thread : threads)
+            thread.join();
+    }
 
     net::any_io_executor executor;
-    shared_state state;
+    server_state state;
     quote_deck deck;
+    // Destroyed in reverse: the watchdogs' timers before their contexts; the contexts (with whatever they
+    // still hold, such as an HTTP session that unregisters itself from its shard) before the shards.
+    std::vector<std::unique_ptr<shard>> shards;
+    std::vector<std::unique_ptr<net::io_context>> contexts; // shards 1.. run on these
+    std::vector<shard*> shard_pointers;
+    std::vector<std::unique_ptr<watchdog>> dogs; // one per shard
     net::ip::tcp::acceptor acceptor;
-    broadcaster broadcast;
-    ticker tick;
-    watchdog dog;
+    std::unique_ptr<broadcaster> broadcast;
+    std::unique_ptr<ticker> tick;
     net::steady_timer drained; // shutdown waits on it; cancelled when the last connection ends
+    // Keeps each shard's thread running while it has nothing to do, until shutdown has done its last step
+    // there; then the threads end as soon as their connections have.
+    std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
+    std::vector<std::thread> threads;
     bool started = false;
 };
 
@@ -64,17 +115,35 @@ void server::start() {
     self.acceptor.bind(endpoint);
     self.acceptor.listen(net::socket_base::max_listen_connections);
 
+    // From any thread: the broadcaster's inbox is a concurrent channel.
     self.state.publish = [&self](std::string text) {
-        return self.broadcast.try_publish({std::move(text), broadcast_message::origin::publish});
+        return self.broadcast->try_publish({std::move(text), broadcast_message::origin::publish});
     };
-    self.state.on_peer_removed = [&self] {
-        if (self.state.shutting_down && self.state.connections.live() == 0) self.drained.cancel();
-    };
+    for (auto& s : self.shards)
+        s->on_peer_removed = [&self] {
+            // The last connection of the whole server wakes the shutdown, on its own thread.
+            if (self.state.shutting_down && self.state.pools.live() == 0)
+                net::post(self.executor, [&self] { self.drained.cancel(); });
+        };
 
-    net::co_spawn(self.executor, run_listener(self.acceptor, self.state), log_and_rethrow{"listener"});
-    net::co_spawn(self.executor, self.broadcast.run(), log_and_rethrow{"broadcaster"});
-    net::co_spawn(self.executor, self.tick.run(), log_and_rethrow{"ticker"});
-    net::co_spawn(self.executor, self.dog.run(), log_and_rethrow{"watchdog"});
+    net::co_spawn(self.executor, run_listener(self.acceptor, self.shard_pointers),
+                  log_and_rethrow{"listener"});
+    net::co_spawn(self.executor, self.broadcast->run(), log_and_rethrow{"broadcaster"});
+    net::co_spawn(self.executor, self.tick->run(), log_and_rethrow{"ticker"});
+    for (std::size_t i = 0; i < self.shards.size(); ++i)
+        net::co_spawn(self.shards[i]->executor, self.dogs[i]->run(), log_and_rethrow{"watchdog"});
+    for (auto& context : self.contexts)
+        self.keep_running.push_back(net::make_work_guard(*context));
+    for (std::size_t i = 0; i < self.contexts.size(); ++i)
+        self.threads.emplace_back([context = self.contexts[i].get(), number = i + 1] {
+            try {
+                context->run();
+            } catch (std::exception const& e) {
+                // An actor failed (log_and_rethrow has logged it): as loud as on the main thread.
+                log_error("fatal", kv("thread", number), kv("error", e.what()));
+                std::terminate();
+            }
+        });
     self.started = true;
     self.state.listening = true;
 
@@ -85,7 +154,8 @@ void server::start() {
              kv("handshake_timeout", format_duration(cfg.handshake_timeout)), kv("quotes", self.deck.size()),
              kv("assets", self.state.assets.source()), kv("max_connections", cfg.max_connections),
              kv("max_queue", cfg.max_queue), kv("max_message_size", cfg.max_message_size),
-             kv("max_errors", cfg.max_errors), kv("admin_api", !cfg.admin_token.empty()));
+             kv("max_errors", cfg.max_errors), kv("threads", self.shards.size()),
+             kv("admin_api", !cfg.admin_token.empty()));
 }
 
 std::uint16_t server::port() const {
@@ -106,40 +176,57 @@ net::awaitable<void> server::shutdown() {
 
     boost::system::error_code ignored;
     self.acceptor.close(ignored);
-    self.tick.stop();
-    self.broadcast.close();
-    self.dog.stop();
+    self.tick->stop();
+    self.broadcast->close();
 
-    // Copies: closing changes the sets being walked.
-    std::vector<peer*> const open(state.connections.open_peers().begin(),
-                                  state.connections.open_peers().end());
-    log_info("shutting_down", kv("connections", open.size()), kv("code", protocol::close_code::going_away));
-    for (peer* p : open)
-        p->close(protocol::close_code::going_away, protocol::close_reason::going_away);
-    std::vector<closable*> const idle(state.http_connections.begin(), state.http_connections.end());
-    for (closable* c : idle)
-        c->close();
+    log_info("shutting_down", kv("connections", state.pools.connections()),
+             kv("code", protocol::close_code::going_away));
+    for (std::size_t i = 0; i < self.shards.size(); ++i) {
+        auto& s = *self.shards[i];
+        co_await run_on(s, [&s, &dog = *self.dogs[i]] {
+            dog.stop();
+            // Copies: closing changes the sets being walked.
+            std::vector<peer*> const open(s.connections.open_peers().begin(),
+                                          s.connections.open_peers().end());
+            for (peer* p : open)
+                p->close(protocol::close_code::going_away, protocol::close_reason::going_away);
+            std::vector<closable*> const idle(s.http_connections.begin(), s.http_connections.end());
+            for (closable* c : idle)
+                c->close();
+        });
+    }
 
-    if (state.connections.live() > 0) {
+    if (state.pools.live() > 0) {
         self.drained.expires_after(state.cfg.shutdown_grace);
         co_await self.drained.async_wait(use_nothrow);
     }
-    std::vector<peer*> const left(state.connections.live_peers().begin(),
-                                  state.connections.live_peers().end());
-    if (!left.empty()) log_warn("shutdown_dropping", kv("connections", left.size()));
-    for (peer* p : left)
-        p->abort();
+    if (auto const left = state.pools.live(); left > 0)
+        log_warn("shutdown_dropping", kv("connections", left));
+    for (auto& s : self.shards)
+        co_await run_on(*s, [&s = *s] {
+            std::vector<peer*> const left(s.connections.live_peers().begin(),
+                                          s.connections.live_peers().end());
+            for (peer* p : left)
+                p->abort();
+        });
+    self.keep_running.clear();
     log_info("shutdown_complete");
 }
 
 registry const& server::connections() const noexcept {
-    return impl_->state.connections;
+    return impl_->shards.front()->connections;
+}
+pool_counts const& server::pools() const noexcept {
+    return impl_->state.pools;
 }
 metrics const& server::stats() const noexcept {
     return impl_->state.stats;
 }
 broadcaster& server::broadcast() noexcept {
-    return impl_->broadcast;
+    return *impl_->broadcast;
+}
+std::size_t server::threads() const noexcept {
+    return impl_->shards.size();
 }
 
 } // namespace wolf

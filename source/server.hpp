@@ -18,8 +18,10 @@ namespace wolf {
 class broadcaster;
 
 /**
- * The whole server on one executor: the listener, the broadcaster fed by the ticker, the watchdog, and
- * the registry they share. main() runs one; the integration tests run one inside their own io_context.
+ * The whole server: the listener, the broadcaster fed by the ticker, and one shard per event-loop thread
+ * (--threads), each with its connections, their registry and a watchdog. Shard 0 runs on the executor the
+ * server is given (main's io_context, or a test's); the others get an io_context and a thread each, made in
+ * start() and joined by the destructor.
  */
 class server {
 public:
@@ -47,9 +49,14 @@ public:
      */
     net::awaitable<void> shutdown();
 
+    /** The first shard's registry: with one thread (tests), every connection. Touch it from that thread. */
     registry const& connections() const noexcept;
+    /** The pool sizes across every shard. */
+    pool_counts const& pools() const noexcept;
     metrics const& stats() const noexcept;
     broadcaster& broadcast() noexcept;
+    /** The number of event-loop threads (shards). */
+    std::size_t threads() const noexcept;
 
 private:
     struct impl;

@@ -6,7 +6,10 @@
 #include "net.hpp"
 #include "registry.hpp"
 
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <functional>
+#include <string>
 #include <unordered_set>
 
 namespace wolf {
@@ -21,11 +24,12 @@ protected:
 };
 
 /**
- * What every connection shares: the configuration, the UI files, the registry and the counters.
- * Owned by the server; sessions hold a reference, never a copy. Single-threaded.
+ * What every connection shares, whatever its thread: the configuration, the UI files, the counters and the
+ * pool totals. Owned by the server; connections hold a reference, never a copy. Safe from any thread: each
+ * member is immutable, atomic, or set before the event-loop threads start.
  */
-struct shared_state {
-    shared_state(config c, asset_store a, net::ssl::context* t = nullptr)
+struct server_state {
+    server_state(config c, asset_store a, net::ssl::context* t = nullptr)
         : cfg(std::move(c))
         , assets(std::move(a))
         , tls(t) {}
@@ -33,16 +37,32 @@ struct shared_state {
     config const cfg;
     asset_store const assets;
     net::ssl::context* const tls; // null: plain HTTP and ws://; else only HTTPS and wss:// on the port
-    registry connections;
     metrics stats;
+    pool_counts pools;
 
-    std::size_t pending_upgrades = 0; // WebSocket handshakes under way: they count against --max-connections
-    bool listening = false;           // the listener is up (the deck is loaded before a server exists)
-    bool shutting_down = false;
+    std::atomic<bool> listening{false}; // the listener is up (the deck is loaded before a server exists)
+    std::atomic<bool> shutting_down{false};
     steady_clock::time_point const started = steady_clock::now();
-    // The admin publish path (POST /api/wisdom): hands a message to the broadcaster without waiting;
-    // false when it cannot take one now. Set by the server.
+    // The admin publish path (POST /api/wisdom): hands a message to the broadcaster without waiting, from
+    // any thread; false when it cannot take one now. Set by the server before it starts listening.
     std::function<bool(std::string)> publish;
+};
+
+/**
+ * One event-loop thread's share of the server: the connections it runs and their registry. Everything here
+ * is touched from that thread only; what crosses threads goes through `server`.
+ */
+struct shard {
+    shard(server_state& s, net::any_io_executor ex)
+        : server(s)
+        , executor(std::move(ex))
+        , connections(&s.pools) {}
+    shard(shard const&) = delete;
+    shard& operator=(shard const&) = delete;
+
+    server_state& server;
+    net::any_io_executor const executor;
+    registry connections;
     std::unordered_set<closable*> http_connections;
     std::function<void()> on_peer_removed; // the server's shutdown waits on it
 };

@@ -3,14 +3,17 @@
 #include "async.hpp"
 #include "frame_stream.hpp"
 #include "logger.hpp"
+#include "message_rate.hpp"
 #include "protocol.hpp"
 #include "tls.hpp"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/detail/random_provider.hpp>
+#include <boost/uuid/uuid.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <memory>
 #include <type_traits>
@@ -20,10 +23,28 @@ namespace {
 
 using namespace std::chrono_literals;
 
+/**
+ * A fresh version-4 UUID from operating-system entropy: ids are the only thing that proves who a client
+ * is. The entropy is drawn 4 KiB at a time, so a new connection does not cost a getrandom call of its own.
+ */
 std::string make_connection_id() {
-    // Operating-system entropy: ids are the only thing that proves who a client is.
-    thread_local boost::uuids::random_generator generator;
-    return boost::uuids::to_string(generator());
+    struct entropy_pool {
+        std::array<std::uint8_t, 4096> bytes;
+        std::size_t used = sizeof bytes;
+    };
+    thread_local entropy_pool pool;
+    if (pool.used + 16 > pool.bytes.size()) {
+        boost::uuids::detail::random_provider().get_random_bytes(pool.bytes.data(), pool.bytes.size());
+        pool.used = 0;
+    }
+    boost::uuids::uuid id;
+    std::copy_n(pool.bytes.begin() + static_cast<std::ptrdiff_t>(pool.used), id.size(), id.begin());
+    // The bytes of this id are wiped, so they stay nowhere but in the id.
+    std::fill_n(pool.bytes.begin() + static_cast<std::ptrdiff_t>(pool.used), id.size(), std::uint8_t{0});
+    pool.used += id.size();
+    id.data[6] = static_cast<std::uint8_t>((id.data[6] & 0x0F) | 0x40); // version 4
+    id.data[8] = static_cast<std::uint8_t>((id.data[8] & 0x3F) | 0x80); // variant RFC 4122
+    return boost::uuids::to_string(id);
 }
 
 shared_frame const& subscribe_confirmation_frame() {
@@ -55,38 +76,6 @@ net::ip::tcp::socket& tcp_socket(Layer& layer) {
 }
 
 /**
- * The contract's flood limit: true for a message that is the (rate_limit_messages + 1)th within one second.
- * It keeps the gaps between the last rate_limit_messages + 1 arrivals, each capped at a second: their sum
- * is under a second exactly when the true span is, so 16 bits a gap suffice.
- */
-class message_rate {
-public:
-    bool over_limit(steady_clock::time_point now) noexcept {
-        // Truncated to 32 bits: only differences of less than 49 days are taken, and those are capped.
-        auto const ms = static_cast<std::uint32_t>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
-        if (seen_ > 0) {
-            auto const gap = static_cast<std::uint16_t>(std::min<std::uint32_t>(ms - last_, cap));
-            window_ = window_ - gaps_[next_] + gap;
-            gaps_[next_] = gap;
-            next_ = static_cast<std::uint8_t>((next_ + 1) % gaps_.size());
-        }
-        last_ = ms;
-        if (seen_ <= gaps_.size()) ++seen_;
-        return seen_ > gaps_.size() && window_ < cap;
-    }
-
-private:
-    static constexpr std::uint32_t cap = 1000; // ms: the limit's window
-    std::array<std::uint16_t, protocol::rate_limit_messages> gaps_{};
-    std::uint32_t window_ = 0; // the sum of gaps_: how long the last rate_limit_messages gaps took
-    std::uint32_t last_ = 0;
-    std::uint8_t next_ = 0;
-    std::uint8_t seen_ = 0; // messages so far, up to rate_limit_messages + 1
-};
-static_assert(protocol::rate_limit_messages < 255);
-
-/**
  * One WebSocket connection over `Transport` (a tcp::socket for ws://, tls_stream for wss://). The reader
  * coroutine (run) owns the session through a shared_ptr; the registry reaches it through its `peer` base
  * to queue frames and to close it, and a wait on a busy socket holds a shared_ptr so the stream outlives
@@ -100,11 +89,11 @@ template <class Transport>
 class websocket_session final : public peer,
                                 public std::enable_shared_from_this<websocket_session<Transport>> {
 public:
-    websocket_session(Transport transport, shared_state& state)
+    websocket_session(Transport transport, shard& connection_shard)
         : peer(make_connection_id())
         , frames_(std::move(transport))
         , ws_(frames_)
-        , state_(state) {}
+        , shard_(connection_shard) {}
 
     /** The session's one coroutine; it holds `self`, so the session lives until the connection ends. */
     static net::awaitable<void> run(std::shared_ptr<websocket_session> self,
@@ -114,7 +103,7 @@ public:
     }
 
     bool offer(shared_frame const& frame) override {
-        if (closing_ || frames_.queued() >= state_.cfg.max_queue) return false;
+        if (closing_ || frames_.queued() >= shard_.server.cfg.max_queue) return false;
         frames_.send(frame);
         return true;
     }
@@ -134,11 +123,13 @@ private:
     net::awaitable<void> run_impl(std::shared_ptr<websocket_session> self,
                                   std::unique_ptr<http::request<http::string_body>> request);
     net::awaitable<bool> open(std::unique_ptr<http::request<http::string_body>> request);
-    void on_message(std::string_view text);
+    /** Applies a whole message; returns the event type if it was applied. */
+    std::optional<protocol::client_event_type> on_message(std::string_view text);
     void finish(beast::error_code ec);
     void reply(shared_frame const& frame);
 
-    void handle_message(std::string_view text, steady_clock::time_point now);
+    std::optional<protocol::client_event_type> handle_message(std::string_view text,
+                                                              steady_clock::time_point now);
     void reply_error(protocol::protocol_error const& error);
     void evict(eviction_reason reason, std::uint16_t code, std::string_view text);
     void log_end(beast::error_code ec);
@@ -147,7 +138,7 @@ private:
     // WebSocket layer refers to it. No permessage-deflate: frames are tiny, and it costs state everywhere.
     frame_stream<Transport> frames_;
     websocket::stream<frame_stream<Transport>&, false> ws_;
-    shared_state& state_;
+    shard& shard_;                                      // this connection's event-loop thread
     std::unique_ptr<net::steady_timer> close_deadline_; // made only when a close begins
     message_rate rate_;
     steady_clock::time_point opened_{}; // the handshake completed
@@ -159,7 +150,7 @@ private:
 template <class Transport>
 net::awaitable<bool>
 websocket_session<Transport>::open(std::unique_ptr<http::request<http::string_body>> request) {
-    auto const& cfg = state_.cfg;
+    auto const& cfg = shard_.server.cfg;
     // The handshake timeout covers the opening and the closing handshake; liveness after the opening is
     // the watchdog's job (client events), not WebSocket pings, which browsers cannot send.
     ws_.set_option(
@@ -170,25 +161,32 @@ websocket_session<Transport>::open(std::unique_ptr<http::request<http::string_bo
     ws_.auto_fragment(false);
     ws_.text(true);
 
-    // The handshake counts against --max-connections, like an open connection, from the moment the HTTP
-    // session accepted the upgrade (it counted it) until it ends here.
+    // The handshake holds a place among --max-connections from the moment the HTTP session accepted the
+    // upgrade; an open connection keeps it until its close begins (the registry gives it back).
+    // The 101 response waits for `initial`, and both leave in one segment.
+    frames_.cork();
     auto const [accept_ec] = co_await ws_.async_accept(*request, use_nothrow);
-    --state_.pending_upgrades;
     if (accept_ec) {
+        shard_.server.pools.release(); // the place the HTTP session took for this upgrade
+        frames_.uncork();              // Beast's refusal, if it wrote one
         log_debug("handshake_failed", kv("error", accept_ec.message()));
         co_return false;
     }
 
-    auto& connections = state_.connections;
+    auto& connections = shard_.connections;
     connections.add(*this);
-    ++state_.stats.connections_total;
+    ++shard_.server.stats.connections_total;
     opened_ = steady_clock::now();
     touch(opened_);
     frames_.send(make_text_frame(protocol::make_initial(id())));
-    beast::error_code endpoint_ec;
-    log_info("open", kv("id", id()), kv("remote", tcp_socket(ws_).remote_endpoint(endpoint_ec)),
-             kv("connections", connections.connections()));
-    if (state_.shutting_down) close(protocol::close_code::going_away, protocol::close_reason::going_away);
+    frames_.uncork();
+    if (log_enabled(log_level::info)) { // the peer's address costs a system call
+        beast::error_code endpoint_ec;
+        log_info("open", kv("id", id()), kv("remote", tcp_socket(ws_).remote_endpoint(endpoint_ec)),
+                 kv("connections", shard_.server.pools.connections()));
+    }
+    if (shard_.server.shutting_down)
+        close(protocol::close_code::going_away, protocol::close_reason::going_away);
     co_return true;
 }
 
@@ -201,16 +199,20 @@ websocket_session<Transport>::run_impl(std::shared_ptr<websocket_session> self,
     if (!co_await open(std::move(request))) co_return;
 
     // Client events are a few dozen bytes: they are read into a small buffer, and only a message that does
-    // not fit in one read is gathered in `message`. Between messages, when the WebSocket layer holds no
-    // unread byte, the reader waits for the socket itself: a parked wait costs a fraction of a parked
-    // WebSocket read.
+    // not fit in one read is gathered in `message`.
+    //
+    // Where the reader parks: a client that has just connected, subscribed or unsubscribed usually has more
+    // to say at once, so the reader waits in the WebSocket layer's read. After a `ping` the client is quiet
+    // for seconds; when the WebSocket layer then holds no unread byte, the reader waits for the socket to
+    // become readable instead, which costs a fraction of the memory of a parked WebSocket read (an idle
+    // connection spends its life there) at one system call per ping.
     std::array<char, 128> chunk;
     std::string message;
-    bool between_messages = true; // and nothing read is left unread
+    bool quiet = false; // nothing read is left unread, and the client is not expected to speak soon
     beast::error_code end_ec;
     for (;;) {
         if constexpr (frame_stream<Transport>::plain_socket) {
-            if (between_messages) {
+            if (quiet) {
                 auto const [wait_ec] = co_await frames_.async_wait_readable(use_nothrow_sized());
                 if (wait_ec) {
                     end_ec = wait_ec;
@@ -223,72 +225,81 @@ websocket_session<Transport>::run_impl(std::shared_ptr<websocket_session> self,
             end_ec = ec;
             break;
         }
-        between_messages = false;
+        quiet = false;
         std::string_view text(chunk.data(), size);
         if (!ws_.is_message_done() || !message.empty()) {
             message.append(text);
             if (!ws_.is_message_done()) continue;
             text = message;
         }
-        between_messages = frames_.message_taken();
-        on_message(text);
+        bool const nothing_unread = frames_.message_taken();
+        quiet = on_message(text) == protocol::client_event_type::ping && nothing_unread;
         if (!message.empty()) std::string().swap(message);
     }
     finish(end_ec);
 }
 
 template <class Transport>
-void websocket_session<Transport>::on_message(std::string_view text) {
+std::optional<protocol::client_event_type> websocket_session<Transport>::on_message(std::string_view text) {
     // After a close begins, what the client still sends is read (to finish the handshake) and ignored.
-    if (closing_) return;
+    if (closing_) return std::nullopt;
     auto const now = steady_clock::now();
-    if (rate_.over_limit(now))
+    if (rate_.over_limit(now)) {
         evict(eviction_reason::rate_limit, protocol::close_code::policy_violation,
               protocol::close_reason::rate_limit);
-    else if (!ws_.got_text())
+        return std::nullopt;
+    }
+    if (!ws_.got_text()) {
         evict(eviction_reason::binary, protocol::close_code::unsupported_data,
               protocol::close_reason::binary);
-    else
-        handle_message(text, now);
+        return std::nullopt;
+    }
+    return handle_message(text, now);
 }
 
 template <class Transport>
 void websocket_session<Transport>::finish(beast::error_code ec) {
     ended_ = true;
-    state_.connections.remove(*this);
+    shard_.connections.remove(*this);
     if (close_deadline_) close_deadline_->cancel();
     frames_.drop_unsent();
     abort(); // the read failed: make sure a pending write ends too
     log_end(ec);
-    state_.stats.session_duration.observe(
+    shard_.server.stats.session_duration.observe(
         std::chrono::duration<double>(steady_clock::now() - opened_).count());
-    if (state_.on_peer_removed) state_.on_peer_removed();
+    if (shard_.on_peer_removed) shard_.on_peer_removed();
 }
 
 template <class Transport>
-void websocket_session<Transport>::handle_message(std::string_view text, steady_clock::time_point now) {
+std::optional<protocol::client_event_type>
+websocket_session<Transport>::handle_message(std::string_view text, steady_clock::time_point now) {
     auto parsed = protocol::parse_client_event(text);
-    if (auto const* error = std::get_if<protocol::protocol_error>(&parsed)) return reply_error(*error);
+    if (auto const* error = std::get_if<protocol::protocol_error>(&parsed)) {
+        reply_error(*error);
+        return std::nullopt;
+    }
     auto const& event = std::get<protocol::client_event>(parsed);
 
-    auto& connections = state_.connections;
-    if (auto const error = protocol::check_client_event(event, id(), connections.is_ready(*this)))
-        return reply_error(*error);
+    auto& connections = shard_.connections;
+    if (auto const error = protocol::check_client_event(event, id(), connections.is_ready(*this))) {
+        reply_error(*error);
+        return std::nullopt;
+    }
 
     touch(now); // only applied events count as liveness
     switch (event.type) {
     case protocol::client_event_type::connect:
         if (connections.mark_ready(*this))
-            log_info("connect", kv("id", id()), kv("ready", connections.ready()));
+            log_info("connect", kv("id", id()), kv("ready", shard_.server.pools.ready()));
         break;
     case protocol::client_event_type::subscribe:
         if (connections.subscribe(*this))
-            log_info("subscribe", kv("id", id()), kv("subscribers", connections.subscribers()));
+            log_info("subscribe", kv("id", id()), kv("subscribers", shard_.server.pools.subscribers()));
         reply(subscribe_confirmation_frame());
         break;
     case protocol::client_event_type::unsubscribe:
         if (connections.unsubscribe(*this))
-            log_info("unsubscribe", kv("id", id()), kv("subscribers", connections.subscribers()));
+            log_info("unsubscribe", kv("id", id()), kv("subscribers", shard_.server.pools.subscribers()));
         break;
     case protocol::client_event_type::ping:
         log_debug("ping", kv("id", id()));
@@ -298,12 +309,13 @@ void websocket_session<Transport>::handle_message(std::string_view text, steady_
         close(protocol::close_code::normal, {});
         break;
     }
+    return event.type;
 }
 
 template <class Transport>
 void websocket_session<Transport>::reply_error(protocol::protocol_error const& error) {
-    state_.stats.count(error.code);
-    if (++errors_ > state_.cfg.max_errors)
+    shard_.server.stats.count(error.code);
+    if (++errors_ > shard_.server.cfg.max_errors)
         return evict(eviction_reason::error_limit, protocol::close_code::policy_violation,
                      protocol::close_reason::too_many_errors);
     log_debug("protocol_error", kv("id", id()), kv("code", protocol::to_string(error.code)),
@@ -315,7 +327,7 @@ template <class Transport>
 void websocket_session<Transport>::reply(shared_frame const& frame) {
     // Replies are never dropped, but a client that sends without reading cannot grow the queue without
     // bound: past twice --max-queue it is closed as a slow consumer.
-    if (frames_.queued() >= 2 * state_.cfg.max_queue)
+    if (frames_.queued() >= 2 * shard_.server.cfg.max_queue)
         return evict(eviction_reason::slow_consumer, protocol::close_code::policy_violation,
                      protocol::close_reason::slow_consumer);
     frames_.send(frame);
@@ -324,7 +336,7 @@ void websocket_session<Transport>::reply(shared_frame const& frame) {
 template <class Transport>
 void websocket_session<Transport>::evict(eviction_reason reason, std::uint16_t code, std::string_view text) {
     if (closing_) return;
-    state_.stats.count(reason);
+    shard_.server.stats.count(reason);
     log_info("evict", kv("id", id()), kv("reason", to_string(reason)));
     close(code, text);
 }
@@ -333,7 +345,7 @@ template <class Transport>
 void websocket_session<Transport>::close(std::uint16_t code, std::string_view reason) {
     if (closing_ || ended_) return;
     closing_ = true;
-    state_.connections.begin_close(*this);
+    shard_.connections.begin_close(*this);
     // Frames not yet on the wire would only delay the close frame.
     frames_.drop_unsent();
     // Beast may already be closing on its own (it answers bad UTF-8 with 1007, oversize with 1009, protocol
@@ -343,7 +355,7 @@ void websocket_session<Transport>::close(std::uint16_t code, std::string_view re
                         [self = this->shared_from_this()](beast::error_code) {});
     // A peer that never answers the close (or never reads) is dropped after the handshake timeout.
     close_deadline_ = std::make_unique<net::steady_timer>(ws_.get_executor());
-    close_deadline_->expires_after(state_.cfg.handshake_timeout);
+    close_deadline_->expires_after(shard_.server.cfg.handshake_timeout);
     close_deadline_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
         if (!ec) self->abort();
     });
@@ -352,15 +364,15 @@ void websocket_session<Transport>::close(std::uint16_t code, std::string_view re
 template <class Transport>
 void websocket_session<Transport>::log_end(beast::error_code ec) {
     if (ec == websocket::error::message_too_big) {
-        state_.stats.count(eviction_reason::too_big);
+        shard_.server.stats.count(eviction_reason::too_big);
         log_info("evict", kv("id", id()), kv("reason", to_string(eviction_reason::too_big)),
-                 kv("max_message_size", state_.cfg.max_message_size));
+                 kv("max_message_size", shard_.server.cfg.max_message_size));
     } else if (ec == websocket::error::bad_frame_payload) {
-        state_.stats.count(eviction_reason::bad_utf8);
+        shard_.server.stats.count(eviction_reason::bad_utf8);
         log_info("evict", kv("id", id()), kv("reason", to_string(eviction_reason::bad_utf8)));
     }
     auto const& reason = ws_.reason();
-    auto const connections = state_.connections.connections();
+    auto const connections = shard_.server.pools.connections();
     if (ec != websocket::error::closed)
         log_info("closed", kv("id", id()), kv("error", ec.message()), kv("connections", connections));
     else if (reason.reason.empty())
@@ -376,15 +388,16 @@ void websocket_session<Transport>::log_end(beast::error_code ec) {
 template <class Stream>
 net::awaitable<void> run_websocket_session(Stream stream,
                                            std::unique_ptr<http::request<http::string_body>> request,
-                                           shared_state& state) {
+                                           shard& connection_shard) {
     using session_type = websocket_session<typename transport<Stream>::type>;
-    auto session = std::make_shared<session_type>(transport<Stream>::from(std::move(stream)), state);
+    auto session =
+        std::make_shared<session_type>(transport<Stream>::from(std::move(stream)), connection_shard);
     return session_type::run(std::move(session), std::move(request));
 }
 
 template net::awaitable<void>
-run_websocket_session(beast::tcp_stream, std::unique_ptr<http::request<http::string_body>>, shared_state&);
+run_websocket_session(beast::tcp_stream, std::unique_ptr<http::request<http::string_body>>, shard&);
 template net::awaitable<void>
-run_websocket_session(tls_stream, std::unique_ptr<http::request<http::string_body>>, shared_state&);
+run_websocket_session(tls_stream, std::unique_ptr<http::request<http::string_body>>, shard&);
 
 } // namespace wolf

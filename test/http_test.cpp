@@ -298,7 +298,7 @@ BOOST_AUTO_TEST_CASE(readyz_is_200_while_serving) {
 // Before the listener is up and once shutdown begins no new connection can ask, so the answer for those
 // states is checked on the route itself (a request already being answered sees exactly this).
 BOOST_AUTO_TEST_CASE(readyz_is_503_before_listening_and_while_shutting_down) {
-    shared_state state(fast_config(), asset_store::embedded());
+    server_state state(fast_config(), asset_store::embedded());
     http::request<http::string_body> req{http::verb::get, "/readyz", 11};
     auto const status_of = [&] {
         auto generator = handle_request(req, state);

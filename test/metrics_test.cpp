@@ -56,7 +56,7 @@ BOOST_AUTO_TEST_CASE(an_empty_histogram_has_every_bucket_at_zero) {
 
 BOOST_AUTO_TEST_CASE(the_server_exports_both_histograms) {
     metrics m;
-    registry r;
+    pool_counts r;
     m.broadcast_duration.observe(0.00003);
     m.session_duration.observe(90);
     m.session_duration.observe(100000);
@@ -111,7 +111,7 @@ BOOST_AUTO_TEST_CASE(another_process_is_read_by_pid_and_a_missing_one_is_nullopt
 }
 
 BOOST_AUTO_TEST_CASE(the_server_exports_the_standard_process_metrics) {
-    auto const text = render_prometheus(metrics{}, registry{});
+    auto const text = render_prometheus(metrics{}, pool_counts{});
     for (auto [name, type] : {std::pair{"process_cpu_seconds_total", "counter"},
                               {"process_open_fds", "gauge"},
                               {"process_max_fds", "gauge"},

@@ -5,11 +5,16 @@
 #include "registry.hpp"
 #include "watchdog.hpp"
 
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 #include <deque>
 #include <memory>
+#include <optional>
+#include <thread>
 #include <vector>
 
 using namespace wolf;
@@ -128,7 +133,20 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(fan_out)
 
-BOOST_AUTO_TEST_CASE(every_subscriber_gets_the_same_serialized_frame) {
+/** Runs one fan-out of `text` through `bcast` on `ioc` and returns what it did. */
+offer_result fan_out(net::io_context& ioc, broadcaster& bcast, std::string text) {
+    std::optional<offer_result> result;
+    net::co_spawn(ioc, bcast.fan_out({std::move(text)}), [&](std::exception_ptr e, offer_result r) {
+        if (e) std::rethrow_exception(e);
+        result = r;
+    });
+    ioc.restart();
+    ioc.run();
+    BOOST_REQUIRE(result.has_value());
+    return *result;
+}
+
+BOOST_AUTO_TEST_CASE(every_subscriber_gets_the_same_framed_bytes) {
     net::io_context ioc;
     registry reg;
     metrics stats;
@@ -139,7 +157,7 @@ BOOST_AUTO_TEST_CASE(every_subscriber_gets_the_same_serialized_frame) {
     reg.subscribe(a);
     reg.subscribe(c);
 
-    BOOST_TEST(bcast.fan_out({"Волк не выступает в цирке"}) == 2u);
+    BOOST_TEST(fan_out(ioc, bcast, "Волк не выступает в цирке").queued == 2u);
     BOOST_REQUIRE(a.frames.size() == 1u);
     BOOST_REQUIRE(c.frames.size() == 1u);
     BOOST_TEST(b.frames.empty());
@@ -164,7 +182,7 @@ BOOST_AUTO_TEST_CASE(a_full_queue_drops_for_that_subscriber_only_and_counts) {
     reg.subscribe(slow);
     reg.subscribe(fast);
     for (int i = 0; i < 5; ++i)
-        bcast.fan_out({"tick " + std::to_string(i)});
+        fan_out(ioc, bcast, "tick " + std::to_string(i));
     BOOST_TEST(slow.frames.size() == 2u);
     BOOST_TEST(fast.frames.size() == 5u);
     BOOST_TEST(stats.wisdom_dropped_total == 3u);
@@ -179,8 +197,52 @@ BOOST_AUTO_TEST_CASE(ticks_run_with_nobody_subscribed) {
     registry reg;
     metrics stats;
     broadcaster bcast(ioc.get_executor(), reg, stats);
-    BOOST_TEST(bcast.fan_out({"into the void"}) == 0u);
+    BOOST_TEST(fan_out(ioc, bcast, "into the void").queued == 0u);
     BOOST_TEST(stats.broadcast_ticks_total == 1u);
+}
+
+// Each thread's registry is offered the frame on that thread, all at once, and the figures add up.
+BOOST_AUTO_TEST_CASE(every_thread_offers_the_one_frame_to_its_own_subscribers) {
+    net::io_context main_context;
+    std::vector<std::unique_ptr<net::io_context>> contexts;
+    pool_counts pools;
+    std::vector<std::unique_ptr<registry>> registries;
+    std::vector<std::unique_ptr<fake_peer>> peers;
+    std::vector<fan_out_target> targets;
+    for (int t = 0; t < 3; ++t) {
+        contexts.push_back(std::make_unique<net::io_context>(1));
+        registries.push_back(std::make_unique<registry>(&pools));
+        targets.push_back({contexts.back()->get_executor(), registries.back().get()});
+        for (int i = 0; i <= t; ++i) { // 1, 2 and 3 subscribers
+            peers.push_back(std::make_unique<fake_peer>(std::to_string(t) + "-" + std::to_string(i)));
+            registries.back()->add(*peers.back());
+            registries.back()->subscribe(*peers.back());
+        }
+    }
+    metrics stats;
+    broadcaster bcast(main_context.get_executor(), targets, stats, pools);
+    std::vector<std::thread> threads;
+    std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
+    for (auto& context : contexts) {
+        work.push_back(net::make_work_guard(*context));
+        threads.emplace_back([&context = *context] { context.run(); });
+    }
+
+    BOOST_TEST(fan_out(main_context, bcast, "one for all").queued == 6u);
+    work.clear();
+    for (auto& thread : threads)
+        thread.join();
+    BOOST_TEST(stats.wisdom_sent_total == 6u);
+    BOOST_TEST(pools.subscribers() == 6u);
+    for (auto const& p : peers) {
+        BOOST_REQUIRE(p->frames.size() == 1u);
+        BOOST_TEST(p->frames[0] == peers.front()->frames[0], "the same frame on every thread");
+    }
+    for (std::size_t t = 0; t < registries.size(); ++t)
+        for (auto* p :
+             std::vector<peer*>(registries[t]->live_peers().begin(), registries[t]->live_peers().end()))
+            registries[t]->remove(*p);
+    BOOST_TEST(pools.live() == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -283,24 +345,60 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(exposition)
 
-BOOST_AUTO_TEST_CASE(health_and_metrics_read_the_registry) {
-    registry reg;
+BOOST_AUTO_TEST_CASE(health_and_metrics_read_the_pool_totals) {
+    pool_counts pools;
+    registry reg(&pools), other(&pools); // two threads' registries
     metrics stats;
-    fake_peer a("a"), b("b");
+    fake_peer a("a"), b("b"), c("c");
     reg.add(a);
     reg.add(b);
     reg.subscribe(b);
-    BOOST_TEST(render_health(reg) == R"({"status":"ok","connections":2,"subscribers":1})");
+    other.add(c);
+    other.subscribe(c);
+    BOOST_TEST(render_health(pools) == R"({"status":"ok","connections":3,"subscribers":2})");
     stats.count(eviction_reason::rate_limit);
     stats.count(protocol::error_code::id_mismatch);
-    auto const text = render_prometheus(stats, reg);
-    BOOST_TEST(text.find("\nwolf_connections 2\n") != std::string::npos);
-    BOOST_TEST(text.find("\nwolf_subscribers 1\n") != std::string::npos);
+    auto const text = render_prometheus(stats, pools);
+    BOOST_TEST(text.find("\nwolf_connections 3\n") != std::string::npos);
+    BOOST_TEST(text.find("\nwolf_subscribers 2\n") != std::string::npos);
     BOOST_TEST(text.find("wolf_evictions_total{reason=\"rate_limit\"} 1\n") != std::string::npos);
     BOOST_TEST(text.find("wolf_evictions_total{reason=\"ping_timeout\"} 0\n") != std::string::npos);
     BOOST_TEST(text.find("wolf_protocol_errors_total{code=\"id_mismatch\"} 1\n") != std::string::npos);
     reg.remove(a);
     reg.remove(b);
+    other.remove(c);
+    BOOST_TEST(render_health(pools) == R"({"status":"ok","connections":0,"subscribers":0})");
+}
+
+// Two threads may race for the last place under --max-connections; exactly one gets it.
+BOOST_AUTO_TEST_CASE(admission_is_exact_and_a_close_gives_the_place_back) {
+    pool_counts pools;
+    BOOST_TEST(pools.try_admit(2));
+    BOOST_TEST(pools.try_admit(2));
+    BOOST_TEST(!pools.try_admit(2), "the limit is full");
+    registry reg(&pools);
+    fake_peer a("a");
+    reg.add(a); // an admitted upgrade completed its handshake
+    BOOST_TEST(pools.admitted() == 2u);
+    reg.begin_close(a);
+    BOOST_TEST(pools.admitted() == 1u, "a closing connection no longer counts");
+    BOOST_TEST(pools.try_admit(2));
+    reg.remove(a);
+    pools.release();
+    pools.release();
+    BOOST_TEST(pools.admitted() == 0u);
+
+    std::atomic<int> admitted{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 1000; ++i)
+                if (pools.try_admit(100)) ++admitted;
+        });
+    for (auto& thread : threads)
+        thread.join();
+    BOOST_TEST(admitted.load() == 100);
+    BOOST_TEST(pools.admitted() == 100u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -154,7 +154,7 @@ BOOST_AUTO_TEST_CASE(one_hundred_subscribers_get_the_same_quote_in_the_same_tick
             co_await clients.back().connect_and_subscribe();
         }
         BOOST_TEST(srv.connections().subscribers() == 100u);
-        auto const ticks_before = srv.stats().broadcast_ticks_total;
+        auto const ticks_before = srv.stats().broadcast_ticks_total.load();
         co_await publish(srv, "The same moon for every wolf.");
         for (auto& client : clients) {
             auto const wisdom = co_await client.read_event();
@@ -604,6 +604,92 @@ BOOST_AUTO_TEST_CASE(shutdown_drops_peers_that_never_answer_the_close_after_the_
         auto [ec, n] = co_await deaf.stream().async_read(buffer, use_nothrow);
         BOOST_TEST(ec.failed(), "the connection is gone");
         if (ec == websocket::error::closed) BOOST_TEST(deaf.stream().reason().code == close_code::going_away);
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// --threads: connections are dealt round-robin to the event-loop threads; the broadcast, the pool counts,
+// the connection limit and the shutdown span them all.
+BOOST_AUTO_TEST_SUITE(threads)
+
+BOOST_AUTO_TEST_CASE(every_thread_gets_its_share_and_every_subscriber_the_same_quote) {
+    auto cfg = fast_config();
+    cfg.threads = 3;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        BOOST_TEST(srv.threads() == 3u);
+        std::vector<ws_client> clients;
+        for (int i = 0; i < 9; ++i) {
+            clients.push_back(co_await ws_client::open(srv.port()));
+            co_await clients.back().connect_and_subscribe();
+        }
+        // Round-robin: the first thread (this test's own) holds every third connection.
+        BOOST_TEST(srv.connections().connections() == 3u);
+        BOOST_TEST(srv.pools().connections() == 9u);
+        BOOST_TEST(srv.pools().subscribers() == 9u);
+        BOOST_TEST(srv.pools().ready() == 9u);
+
+        co_await publish(srv, "One howl, three threads.");
+        for (auto& client : clients) {
+            auto const wisdom = co_await client.read_until(event::wisdom_distribution);
+            BOOST_TEST(payload_string(wisdom, "message") == "One howl, three threads.");
+        }
+        BOOST_TEST(srv.stats().wisdom_sent_total == 9u, "one tick, counted once per subscriber");
+        BOOST_TEST(srv.stats().broadcast_ticks_total == 1u);
+
+        auto const health = co_await http_request(srv.port(), http::verb::get, "/healthz");
+        BOOST_TEST(health.body() == R"({"status":"ok","connections":9,"subscribers":9})");
+
+        for (auto& client : clients)
+            co_await client.close();
+        BOOST_TEST(co_await eventually([&] { return srv.pools().live() == 0u; }, 5s));
+        BOOST_TEST(srv.pools().connections() == 0u);
+        BOOST_TEST(srv.pools().subscribers() == 0u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(max_connections_counts_every_thread) {
+    auto cfg = fast_config();
+    cfg.threads = 2;
+    cfg.max_connections = 3;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        std::vector<ws_client> clients;
+        for (int i = 0; i < 3; ++i)
+            clients.push_back(co_await ws_client::open(srv.port()));
+        BOOST_TEST(co_await ws_client::try_handshake(srv.port()) == 503u);
+        BOOST_TEST(co_await ws_client::try_handshake(srv.port()) == 503u, "on the other thread too");
+        co_await clients.front().close();
+        BOOST_TEST(co_await eventually([&] { return srv.pools().admitted() == 2u; }, 5s));
+        clients.push_back(co_await ws_client::open(srv.port()));
+        BOOST_TEST(srv.pools().connections() == 3u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_closes_every_thread_s_connections_with_1001) {
+    auto cfg = fast_config();
+    cfg.threads = 2;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        std::vector<ws_client> clients;
+        for (int i = 0; i < 4; ++i) {
+            clients.push_back(co_await ws_client::open(srv.port()));
+            co_await clients.back().connect_and_subscribe();
+        }
+        using namespace net::experimental::awaitable_operators;
+        auto const read_all_closes = [&]() -> net::awaitable<std::vector<close_info>> {
+            std::vector<close_info> closes;
+            for (auto& client : clients)
+                closes.push_back(co_await client.read_close());
+            co_return closes;
+        };
+        auto const shut_down = [&]() -> net::awaitable<bool> {
+            co_await srv.shutdown();
+            co_return true;
+        };
+        auto const [closes, done] = co_await (read_all_closes() && shut_down());
+        BOOST_TEST(done);
+        for (auto const& closed : closes)
+            BOOST_TEST(closed.code == close_code::going_away);
+        BOOST_TEST(srv.pools().live() == 0u);
     });
 }
 

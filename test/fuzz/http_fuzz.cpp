@@ -6,7 +6,7 @@
 #include "assets.hpp"
 #include "config.hpp"
 #include "http_session.hpp"
-#include "shared_state.hpp"
+#include "server_state.hpp"
 
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -38,9 +38,9 @@ void require(bool condition, char const* what) {
 
 /** One state per answer refuse_upgrade can give: open, shutting down, at --max-connections. */
 struct states {
-    shared_state open;
-    shared_state closing;
-    shared_state full;
+    server_state open;
+    server_state closing;
+    server_state full;
 };
 
 constexpr std::string_view admin_token = "fuzz-admin-token-0123456789";
@@ -122,7 +122,7 @@ void check_common(request const& req, response const& res, bool keep_alive) {
     require(keep_alive == req.keep_alive(), "keep-alive differs from the request's");
 }
 
-void check_plain(request const& req, shared_state const& state) {
+void check_plain(request const& req, server_state const& state) {
     auto generator = handle_request(req, state);
     bool const keep_alive = generator.keep_alive();
     bool const head = req.method() == http::verb::head;
@@ -201,7 +201,7 @@ void check_plain(request const& req, shared_state const& state) {
     }
 }
 
-void check_upgrade(request const& req, shared_state const& state, bool accepting) {
+void check_upgrade(request const& req, server_state const& state, bool accepting) {
     auto refusal = refuse_upgrade(req, state);
     auto const path = path_of(req.target());
     bool const websocket_path = path == "/ws" || path == "/";

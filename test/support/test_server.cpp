@@ -21,6 +21,7 @@ config fast_config() {
     cfg.handshake_timeout = 2s;
     cfg.shutdown_grace = 1s;
     cfg.level = log_level::warn;
+    cfg.threads = 1; // the registry of connections() is then every connection; tests of threads set more
     return cfg;
 }
 
