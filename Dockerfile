@@ -6,9 +6,9 @@
 FROM debian:bookworm AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        g++ cmake ninja-build \
+        g++ cmake ninja-build pkg-config \
         libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev libboost-test1.81-dev \
-        libssl-dev \
+        libssl-dev libhiredis-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt CMakePresets.json ./
@@ -23,11 +23,11 @@ RUN cmake --preset release -DWOLF_BUILD_BENCH=OFF \
         logger_test metrics_test \
     && ctest --preset release -L unit
 
-# Runtime stage: the binary, the two Boost libraries and OpenSSL it links, and a non-root user.
+# Runtime stage: the binary, the two Boost libraries, OpenSSL and hiredis it links, and a non-root user.
 FROM debian:bookworm-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libboost-json1.81.0 libboost-program-options1.81.0 libssl3 \
+        libboost-json1.81.0 libboost-program-options1.81.0 libssl3 libhiredis0.14 \
     && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && useradd --system --no-create-home --shell /usr/sbin/nologin --uid 10001 wolf
 COPY --from=build /src/build/release/wolf-wisdom /usr/local/bin/wolf-wisdom

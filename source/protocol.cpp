@@ -83,8 +83,10 @@ std::string make_subscribe_confirmation() {
     return make_event(event::subscribe_confirmation, {{"status", "ok"}});
 }
 
-std::string make_wisdom_distribution(std::string_view message) {
-    return make_event(event::wisdom_distribution, {{"message", message}});
+std::string make_wisdom_distribution(std::string_view message, std::optional<std::uint64_t> tick) {
+    json::object payload{{"message", message}};
+    if (tick) payload["tick"] = *tick;
+    return make_event(event::wisdom_distribution, std::move(payload));
 }
 
 std::string make_error(protocol_error const& error) {

@@ -80,7 +80,8 @@ std::optional<protocol_error> check_client_event(client_event const& event, std:
 // Frame builders: compact JSON text of one server event each.
 std::string make_initial(std::string_view id);
 std::string make_subscribe_confirmation();
-std::string make_wisdom_distribution(std::string_view message);
+/** `{"message": ...}`; with `tick`, the cluster's tick number as the extension field `"tick": N`. */
+std::string make_wisdom_distribution(std::string_view message, std::optional<std::uint64_t> tick = {});
 std::string make_error(protocol_error const& error);
 
 } // namespace wolf::protocol

@@ -181,6 +181,13 @@ BOOST_AUTO_TEST_CASE(frames_are_compact_json) {
     BOOST_TEST(make_initial("abc") == R"({"type":"initial","payload":{"id":"abc"}})");
 }
 
+BOOST_AUTO_TEST_CASE(a_cluster_tick_adds_the_tick_extension_field) {
+    BOOST_TEST(make_wisdom_distribution("Howl.") ==
+               R"({"type":"wisdom_distribution","payload":{"message":"Howl."}})");
+    BOOST_TEST(make_wisdom_distribution("Howl.", 42) ==
+               R"({"type":"wisdom_distribution","payload":{"message":"Howl.","tick":42}})");
+}
+
 BOOST_AUTO_TEST_CASE(names_and_codes_are_the_contracts) {
     BOOST_TEST(to_string(error_code::bad_message) == "bad_message");
     BOOST_TEST(to_string(error_code::unknown_type) == "unknown_type");

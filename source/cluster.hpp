@@ -1,0 +1,120 @@
+#pragma once
+
+#include "config.hpp"
+#include "net.hpp"
+#include "quote_deck.hpp"
+#include "redis_url.hpp"
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wolf {
+
+class redis_client;
+
+/** The names the nodes of a cluster share in Redis. */
+namespace cluster_names {
+inline constexpr std::string_view leader_key = "wolf:leader"; // the lease: the holder's node id, with a TTL
+inline constexpr std::string_view tick_key = "wolf:tick";     // the last tick number
+inline constexpr std::string_view channel = "wolf:wisdom";    // every tick and published message, as JSON
+} // namespace cluster_names
+
+/** What arrives on the channel: a tick of the leader, or a message an operator published on some node. */
+struct cluster_message {
+    std::string text;
+    std::optional<std::uint64_t> tick; // absent for an operator's message
+    std::string from;                  // the node id of the leader or of the publishing node
+};
+
+struct cluster_options {
+    redis_endpoint redis;
+    duration interval{5000};
+    std::string node_id; // empty: "<hostname>-<pid>-<random>"
+    duration timeout{0}; // for every Redis operation; 0: the interval, at least 500 ms and at most 2 s
+};
+
+/**
+ * One node of a cluster sharing one broadcast through Redis.
+ *
+ * Nodes compete for a lease (`SET wolf:leader <node> NX PX <3 intervals>`). The holder is the only one to
+ * pick quotes: every interval a Lua script checks it still holds the lease, renews it, takes the next tick
+ * number from `wolf:tick` and publishes the tick on `wolf:wisdom`, all in one step, so a node that lost
+ * the lease can never publish. The others retry the lease when it would expire, so a dead leader is
+ * replaced within the lease time, and the counter lives in Redis, so tick numbers keep increasing. Every
+ * node, the leader included, subscribes to the channel and hands each message to `deliver`.
+ *
+ * Two connections, one for commands and one in subscribe mode; the command connection is the pair's
+ * heartbeat (a subscriber hears nothing while Redis is stopped). When either fails the node drops both,
+ * logs once, and reconnects with backoff; its clients never notice but for the missing ticks, which are
+ * skipped, not queued.
+ *
+ * Runs on one executor (`deliver` is called there); connected(), leader() and try_publish() may be called
+ * from any thread. The cluster must outlive its executor's run.
+ */
+class cluster {
+public:
+    using delivery = std::function<void(cluster_message)>;
+
+    cluster(net::any_io_executor executor, cluster_options options, quote_deck& deck, delivery deliver);
+    ~cluster();
+    cluster(cluster const&) = delete;
+    cluster& operator=(cluster const&) = delete;
+
+    /** Connects, leads or follows, and reconnects, until stop(). */
+    net::awaitable<void> run();
+    /** Ends run() soon (a leader first gives its lease up, within the timeout); on the cluster's executor. */
+    void stop();
+
+    /** An operator's message for every node's subscribers, published without waiting. False when Redis
+     * is not connected or too many are still on their way. From any thread. */
+    bool try_publish(std::string text);
+
+    bool connected() const noexcept { return connected_; }
+    bool leader() const noexcept { return leader_; }
+    std::uint64_t last_tick() const noexcept { return last_tick_; }
+    std::string const& node_id() const noexcept { return node_id_; }
+    duration timeout() const noexcept { return timeout_; }
+
+    /** At most this many operator messages on their way to Redis at once. */
+    static constexpr std::size_t max_publishing = 16;
+
+private:
+    net::awaitable<std::string> open();
+    net::awaitable<std::string> serve();
+    net::awaitable<std::string> try_acquire(std::chrono::steady_clock::time_point& next);
+    net::awaitable<std::string> tick(std::chrono::steady_clock::time_point& next);
+    net::awaitable<void> release();
+    net::awaitable<void> publish(std::string text);
+    void on_channel_message(std::string const& payload);
+    void connection_lost(std::string why);
+    void drop_connections();
+
+    net::any_io_executor executor_;
+    cluster_options options_;
+    quote_deck& deck_;
+    delivery deliver_;
+    std::string node_id_;
+    duration timeout_;
+    net::steady_timer wake_; // the session's next step, or the next reconnect; cancelled by stop and loss
+    std::shared_ptr<redis_client> commands_;
+    std::shared_ptr<redis_client> subscriber_;
+    std::string lost_; // why a connection of the current session ended
+    bool stopped_ = false;
+    std::atomic<bool> connected_{false};
+    std::atomic<bool> leader_{false};
+    std::atomic<std::uint64_t> last_tick_{0};
+    std::atomic<std::size_t> publishing_{0};
+};
+
+/** A node id for logs and the channel: "<hostname>-<pid>-<4 random hex digits>". */
+std::string make_node_id();
+
+} // namespace wolf

@@ -1,0 +1,83 @@
+#include "redis_server.hpp"
+
+#include "support/child_process.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <csignal>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace wolf::test {
+
+std::uint16_t free_port() {
+    int const fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BOOST_REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    bool const ok = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+    ::close(fd);
+    BOOST_REQUIRE(ok);
+    return ntohs(address.sin_port);
+}
+
+redis_server::redis_server(std::vector<std::string> extra_args)
+    : binary_(find_program("redis-server"))
+    , extra_args_(std::move(extra_args)) {
+    BOOST_REQUIRE_MESSAGE(!binary_.empty(),
+                          "redis-server is not on PATH: `scripts/install-deps --test` installs it (Debian "
+                          "package redis-server)");
+    // Another process may take the free port between the check and redis-server's bind: try a few.
+    for (int attempt = 0; attempt < 5 && !process_; ++attempt) {
+        port_ = free_port();
+        start();
+    }
+    BOOST_REQUIRE_MESSAGE(process_, "redis-server did not start");
+}
+
+void redis_server::start() {
+    // "-::1": IPv6 loopback too where the host has it, so "localhost" works whichever address it gives.
+    std::vector<std::string> argv{
+        binary_,      "--port", std::to_string(port_), "--bind", "127.0.0.1",   "-::1",
+        "--save",     "",       "--appendonly",        "no",     "--daemonize", "no",
+        "--loglevel", "notice", "--protected-mode",    "no"};
+    argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+    auto candidate = std::make_unique<process>(argv);
+    if (candidate->wait_for_line("Ready to accept connections", 10s)) {
+        process_ = std::move(candidate);
+        return;
+    }
+    BOOST_TEST_MESSAGE("redis-server on port " << port_ << " did not start:\n" << candidate->tail());
+}
+
+std::string redis_server::url(unsigned db) const {
+    return "redis://127.0.0.1:" + std::to_string(port_) + "/" + std::to_string(db);
+}
+
+void redis_server::pause() {
+    process_->send_signal(SIGSTOP);
+}
+
+void redis_server::resume() {
+    process_->send_signal(SIGCONT);
+}
+
+void redis_server::kill() {
+    process_->send_signal(SIGKILL);
+    BOOST_REQUIRE_MESSAGE(process_->wait(5s), "redis-server did not die");
+}
+
+void redis_server::restart() {
+    auto const old = std::move(process_);
+    start();
+    BOOST_REQUIRE_MESSAGE(process_, "redis-server did not restart on port " << port_);
+}
+
+std::string redis_server::tail() const {
+    return process_ ? process_->tail() : std::string();
+}
+
+} // namespace wolf::test
