@@ -53,8 +53,19 @@ void broadcaster::close() {
 offer_result broadcaster::offer_to(registry const& connections, shared_frame const& frame) {
     offer_result result;
     auto const subscribers = connections.subscriber_peers();
-    for (peer* p : subscribers)
-        if (p->offer(frame)) ++result.queued;
+    // Each delivery reads a few cache lines of one connection's object, a different one each time: fetch
+    // them a few connections ahead, so the walk waits on system calls, not on memory.
+    constexpr std::size_t ahead = 4;
+    for (std::size_t i = 0; i < subscribers.size(); ++i) {
+        if (i + ahead < subscribers.size()) {
+            auto const* next = reinterpret_cast<char const*>(subscribers[i + ahead]);
+            __builtin_prefetch(next);
+            __builtin_prefetch(next + 64);
+            __builtin_prefetch(next + 128);
+            __builtin_prefetch(next + 192);
+        }
+        if (subscribers[i]->offer(frame)) ++result.queued;
+    }
     result.dropped = subscribers.size() - result.queued;
     return result;
 }

@@ -421,9 +421,10 @@ private:
         drained();
     }
 
-    NextLayer next_;
+    // The queue pointer and the error come first: with the socket's descriptor they are all a delivery reads.
     std::unique_ptr<backlog> backlog_; // null while nothing waits
     beast::error_code error_;
+    NextLayer next_;
     std::weak_ptr<void> owner_;
     frame_boundaries boundaries_;
 };

@@ -91,9 +91,10 @@ class websocket_session final : public peer,
 public:
     websocket_session(Transport transport, shard& connection_shard)
         : peer(make_connection_id())
+        , shard_(connection_shard)
+        , max_queue_(connection_shard.server.cfg.max_queue)
         , frames_(std::move(transport))
-        , ws_(frames_)
-        , shard_(connection_shard) {}
+        , ws_(frames_) {}
 
     /** The session's one coroutine; it holds `self`, so the session lives until the connection ends. */
     static net::awaitable<void> run(std::shared_ptr<websocket_session> self,
@@ -103,7 +104,7 @@ public:
     }
 
     bool offer(shared_frame const& frame) override {
-        if (closing_ || frames_.queued() >= shard_.server.cfg.max_queue) return false;
+        if (closing_ || frames_.queued() >= max_queue_) return false;
         frames_.send(frame);
         return true;
     }
@@ -134,17 +135,20 @@ private:
     void evict(eviction_reason reason, std::uint16_t code, std::string_view text);
     void log_end(beast::error_code ec);
 
-    // The write path of a broadcast touches only this object: the frame stream lives here, and the
-    // WebSocket layer refers to it. No permessage-deflate: frames are tiny, and it costs state everywhere.
+    // A broadcast's delivery touches only this object, and its first members: the flags, the queue bound
+    // and the frame stream (whose socket and queue pointer lead it) sit together right after the peer's.
+    // The WebSocket layer refers to the frame stream. No permessage-deflate: frames are tiny, and it would
+    // cost state on every connection.
+    bool closing_ = false;
+    bool ended_ = false;
+    std::uint32_t errors_ = 0; // protocol errors so far, against --max-errors
+    shard& shard_;             // this connection's event-loop thread
+    std::size_t const max_queue_;
     frame_stream<Transport> frames_;
     websocket::stream<frame_stream<Transport>&, false> ws_;
-    shard& shard_;                                      // this connection's event-loop thread
     std::unique_ptr<net::steady_timer> close_deadline_; // made only when a close begins
     message_rate rate_;
     steady_clock::time_point opened_{}; // the handshake completed
-    std::uint32_t errors_ = 0;          // protocol errors so far, against --max-errors
-    bool closing_ = false;
-    bool ended_ = false;
 };
 
 template <class Transport>
@@ -196,7 +200,8 @@ websocket_session<Transport>::run_impl(std::shared_ptr<websocket_session> self,
                                        std::unique_ptr<http::request<http::string_body>> request) {
     frames_.keep_alive_with(self);
     // The handshake in a coroutine of its own: its frame, and the request, are gone once it is done.
-    if (!co_await open(std::move(request))) co_return;
+    auto opening = open(std::move(request)); // named: GCC 12 mishandles argument temporaries in co_await
+    if (!co_await std::move(opening)) co_return;
 
     // Client events are a few dozen bytes: they are read into a small buffer, and only a message that does
     // not fit in one read is gathered in `message`.

@@ -33,6 +33,34 @@ json::object parse_object(std::string const& text) {
 
 BOOST_AUTO_TEST_SUITE(parsing)
 
+// The compact form browsers send is read without a JSON parse; every other spelling of the same event
+// parses alike, and nothing the full parser rejects is accepted.
+BOOST_AUTO_TEST_CASE(the_compact_form_and_every_other_spelling_of_an_event_parse_alike) {
+    std::string const id(own_id);
+    for (std::string const& text :
+         {R"({"type":"ping","payload":{"id":")" + id + R"("}})",
+          R"({ "type" : "ping" , "payload" : { "id" : ")" + id + R"(" } })",
+          R"({"type":"ping","payload":{"id":")" + id.substr(0, 4) + R"(\u0032)" + id.substr(5) +
+              R"("}})", // id[4] is '2'
+          R"({"payload":{"id":")" + id + R"("},"type":"ping"})",
+          R"({"type":"ping","payload":{"id":")" + id + R"(","extra":1},"more":[]})"}) {
+        auto const result = parse_client_event(text);
+        auto const* event = std::get_if<client_event>(&result);
+        BOOST_REQUIRE_MESSAGE(event, text);
+        BOOST_TEST((event->type == client_event_type::ping), text);
+        BOOST_TEST(event->id == id, text);
+    }
+    BOOST_TEST((parse_error_of(R"({"type":"PING","payload":{"id":"x"}})") == error_code::unknown_type));
+    BOOST_TEST((parse_error_of(R"({"type":"ping","payload":{"id":"a"b"}})") == error_code::bad_message));
+    BOOST_TEST((parse_error_of(R"({"type":"ping","payload":{"id":"x"}}})") == error_code::bad_message));
+    BOOST_TEST(
+        (parse_error_of("{\"type\":\"ping\",\"payload\":{\"id\":\"a\x01b\"}}") == error_code::bad_message),
+        "a raw control character is not JSON");
+    auto const escaped = parse_client_event(R"({"type":"ping","payload":{"id":"a\"b"}})");
+    BOOST_REQUIRE(std::holds_alternative<client_event>(escaped));
+    BOOST_TEST(std::get<client_event>(escaped).id == "a\"b", "an escape is decoded, as JSON says");
+}
+
 BOOST_AUTO_TEST_CASE(every_client_event_type_parses_with_its_id) {
     for (auto type :
          {client_event_type::connect, client_event_type::subscribe, client_event_type::unsubscribe,
