@@ -158,6 +158,9 @@ public:
     /** The object that owns this stream; a pending wait holds it so the stream outlives the wait. */
     void keep_alive_with(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
 
+    /** True once the WebSocket layer has written a close frame through this stream. */
+    bool close_written() const noexcept { return close_written_; }
+
     /** Frames queued and not fully written (the one being written included). */
     std::size_t queued() const noexcept { return backlog_ ? backlog_->size() : 0; }
 
@@ -242,6 +245,10 @@ public:
                 if (!ec) {
                     std::string bytes(size, '\0');
                     net::buffer_copy(net::buffer(bytes), data);
+                    // A close frame (FIN and opcode 8) from the WebSocket layer: it is closing, perhaps on
+                    // its own after a protocol violation. Its writes always begin at a frame's header.
+                    if (!bytes.empty() && static_cast<unsigned char>(bytes.front()) == 0x88)
+                        close_written_ = true;
                     push(std::make_shared<wire_frame const>(wire_frame::prebuilt, std::move(bytes)), false);
                 }
                 auto executor = net::get_associated_executor(handler, get_executor());
@@ -424,6 +431,7 @@ private:
     // The queue pointer and the error come first: with the socket's descriptor they are all a delivery reads.
     std::unique_ptr<backlog> backlog_; // null while nothing waits
     beast::error_code error_;
+    bool close_written_ = false;
     NextLayer next_;
     std::weak_ptr<void> owner_;
     frame_boundaries boundaries_;

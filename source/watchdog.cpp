@@ -42,7 +42,17 @@ std::size_t watchdog::sweep(steady_clock::time_point now) {
     std::vector<peer*> expired;
     std::vector<peer*> failing;
     std::vector<peer*> stalled;
-    for (peer* p : connections_.open_peers()) {
+    auto const open = connections_.open_peers();
+    for (std::size_t i = 0; i < open.size(); ++i) {
+        // As in the broadcaster's walk: fetch a connection's leading lines a few connections ahead.
+        if (i + 4 < open.size()) {
+            auto const* next = reinterpret_cast<char const*>(open[i + 4]);
+            __builtin_prefetch(next);
+            __builtin_prefetch(next + 64);
+            __builtin_prefetch(next + 128);
+            __builtin_prefetch(next + 192);
+        }
+        peer* p = open[i];
         auto const writing_since = p->write_pending_since();
         if (p->transport_closing())
             failing.push_back(p);

@@ -114,7 +114,11 @@ public:
     // The TCP socket under any TLS layer: no close_notify, the peer sees the connection end.
     void abort() override { beast::close_socket(beast::get_lowest_layer(ws_)); }
 
-    bool transport_closing() const noexcept override { return !closing_ && !ended_ && !ws_.is_open(); }
+    // Read from this object's own leading cache lines, not from the WebSocket layer's state: the watchdog
+    // asks every connection at every sweep.
+    bool transport_closing() const noexcept override {
+        return !closing_ && !ended_ && frames_.close_written();
+    }
 
     std::optional<steady_clock::time_point> write_pending_since() const noexcept override {
         return frames_.blocked_since();
