@@ -73,7 +73,7 @@ offer_result broadcaster::offer_to(registry const& connections, shared_frame con
 net::awaitable<offer_result> broadcaster::fan_out(broadcast_message message) {
     auto const started = steady_clock::now();
     // Serialized and framed once; every subscriber's socket, on every thread, gets these same bytes.
-    auto const frame = make_text_frame(protocol::make_wisdom_distribution(message.text));
+    auto const frame = make_text_frame(protocol::make_wisdom_distribution(message.text, message.tick));
 
     // The other threads start on their shares first, then this thread does its own, so they run at once.
     std::size_t awaited = 0;
@@ -103,9 +103,15 @@ net::awaitable<offer_result> broadcaster::fan_out(broadcast_message message) {
     auto const elapsed = steady_clock::now() - started;
     stats_.broadcast_duration.observe(std::chrono::duration<double>(elapsed).count());
     auto const connections = pools_ ? pools_->connections() : targets_.front().connections->connections();
-    log_info(message.from == broadcast_message::origin::tick ? "tick" : "publish", kv("number", number),
-             kv("recipients", total.queued), kv("dropped", total.dropped), kv("connections", connections),
-             kv("fanout_us", std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
+    auto const event = message.from == broadcast_message::origin::tick ? "tick" : "publish";
+    auto const fanout_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+    if (message.tick) // the cluster's number too, the same on every node
+        log_info(event, kv("number", number), kv("cluster_tick", *message.tick),
+                 kv("recipients", total.queued), kv("dropped", total.dropped), kv("connections", connections),
+                 kv("fanout_us", fanout_us));
+    else
+        log_info(event, kv("number", number), kv("recipients", total.queued), kv("dropped", total.dropped),
+                 kv("connections", connections), kv("fanout_us", fanout_us));
     co_return total;
 }
 

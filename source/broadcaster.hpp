@@ -9,6 +9,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@ struct broadcast_message {
     enum class origin { tick, publish };
     std::string text;
     origin from = origin::tick;
+    std::optional<std::uint64_t> tick{}; // a cluster's tick number (--redis): the frame carries it as "tick"
 };
 
 /** What one fan-out did: frames queued (or written) and frames dropped on full queues. */

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "config.hpp"
+#include "metrics.hpp"
 #include "net.hpp"
 #include "quote_deck.hpp"
 #include "redis_url.hpp"
@@ -77,6 +78,8 @@ public:
      * is not connected or too many are still on their way. From any thread. */
     bool try_publish(std::string text);
 
+    /** For /healthz and /metrics. */
+    broker_status status() const noexcept { return {true, connected_, leader_}; }
     bool connected() const noexcept { return connected_; }
     bool leader() const noexcept { return leader_; }
     std::uint64_t last_tick() const noexcept { return last_tick_; }

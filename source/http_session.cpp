@@ -1,6 +1,7 @@
 #include "http_session.hpp"
 
 #include "async.hpp"
+#include "cluster.hpp"
 #include "logger.hpp"
 #include "metrics.hpp"
 #include "tls.hpp"
@@ -198,8 +199,10 @@ http::message_generator handle_request(http::request<http::string_body> const& r
         res.set(http::field::upgrade, "websocket");
         return res;
     }
+    auto const broker = [&] { return state.broker ? state.broker->status() : broker_status{}; };
     if (path == "/healthz") {
-        auto res = make_response(request, http::status::ok, "application/json", render_health(state.pools));
+        auto res = make_response(request, http::status::ok, "application/json",
+                                 render_health(state.pools, broker()));
         res.set(http::field::cache_control, "no-store");
         return res;
     }
@@ -207,7 +210,7 @@ http::message_generator handle_request(http::request<http::string_body> const& r
     if (path == api_stats) return stats(request, state);
     if (path == "/metrics") {
         auto res = make_response(request, http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-                                 render_prometheus(state.stats, state.pools));
+                                 render_prometheus(state.stats, state.pools, broker()));
         res.set(http::field::cache_control, "no-store");
         return res;
     }

@@ -67,7 +67,7 @@ std::string_view to_string(eviction_reason reason) noexcept {
     return names[static_cast<std::size_t>(reason)];
 }
 
-std::string render_prometheus(metrics const& m, pool_counts const& r) {
+std::string render_prometheus(metrics const& m, pool_counts const& r, broker_status const& broker) {
     std::ostringstream out;
     auto const family = [&](std::string_view name, std::string_view type, std::string_view help) {
         write_family(out, name, type, help);
@@ -78,6 +78,13 @@ std::string render_prometheus(metrics const& m, pool_counts const& r) {
     out << "wolf_subscribers " << r.subscribers() << '\n';
     family("wolf_ready", "gauge", "Connections in the ready pool (sent connect).");
     out << "wolf_ready " << r.ready() << '\n';
+    family("wolf_broker_info", "gauge",
+           "Who decides the broadcast: memory (this process) or redis (a cluster).");
+    out << "wolf_broker_info{broker=\"" << (broker.redis ? "redis" : "memory") << "\"} 1\n";
+    family("wolf_broker_connected", "gauge", "1 while the broker answers (always, for memory).");
+    out << "wolf_broker_connected " << (broker.connected ? 1 : 0) << '\n';
+    family("wolf_leader", "gauge", "1 while this node picks the quotes (always, for a single node).");
+    out << "wolf_leader " << (broker.leader ? 1 : 0) << '\n';
     family("wolf_connections_total", "counter", "WebSocket handshakes completed.");
     out << "wolf_connections_total " << m.connections_total << '\n';
     family("wolf_broadcast_ticks_total", "counter", "Broadcasts made.");
@@ -126,9 +133,13 @@ std::string render_prometheus(metrics const& m, pool_counts const& r) {
     return std::move(out).str();
 }
 
-std::string render_health(pool_counts const& r) {
-    return boost::json::serialize(boost::json::object{
-        {"status", "ok"}, {"connections", r.connections()}, {"subscribers", r.subscribers()}});
+std::string render_health(pool_counts const& r, broker_status const& broker) {
+    return boost::json::serialize(boost::json::object{{"status", "ok"},
+                                                      {"connections", r.connections()},
+                                                      {"subscribers", r.subscribers()},
+                                                      {"broker", broker.redis ? "redis" : "memory"},
+                                                      {"broker_connected", broker.connected},
+                                                      {"leader", broker.leader}});
 }
 
 } // namespace wolf

@@ -108,14 +108,22 @@ struct metrics {
     }
 };
 
-/** The Prometheus text exposition (format 0.0.4) of the counters, the histograms, the pools' gauges and
- * the process collector's figures of this process (read from /proc on each call). */
-std::string render_prometheus(metrics const& m, pool_counts const& pools);
+/** Who decides the broadcast: the process itself (a single node), or a cluster's leader through Redis. */
+struct broker_status {
+    bool redis = false;    // --redis: one node of a cluster
+    bool connected = true; // Redis answers (a single node is always connected to itself)
+    bool leader = true;    // this node picks the quotes (a single node always does)
+};
+
+/** The Prometheus text exposition (format 0.0.4) of the counters, the histograms, the pools' and the
+ * broker's gauges and the process collector's figures of this process (read from /proc on each call). */
+std::string render_prometheus(metrics const& m, pool_counts const& pools, broker_status const& broker = {});
 
 /** One histogram family in the text exposition: HELP, TYPE, the cumulative buckets, _sum and _count. */
 std::string render_histogram(std::string_view name, std::string_view help, histogram const& h);
 
-/** The /healthz body: {"status":"ok","connections":N,"subscribers":M}. */
-std::string render_health(pool_counts const& pools);
+/** The /healthz body: {"status":"ok","connections":N,"subscribers":M,"broker":"memory"|"redis",
+ * "broker_connected":B,"leader":B}. */
+std::string render_health(pool_counts const& pools, broker_status const& broker = {});
 
 } // namespace wolf

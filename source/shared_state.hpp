@@ -14,6 +14,8 @@
 
 namespace wolf {
 
+class cluster;
+
 /** An HTTP connection that shutdown must be able to close while it waits for a request. */
 class closable {
 public:
@@ -46,6 +48,9 @@ struct server_state {
     // The admin publish path (POST /api/wisdom): hands a message to the broadcaster without waiting, from
     // any thread; false when it cannot take one now. Set by the server before it starts listening.
     std::function<bool(std::string)> publish;
+    // --redis: this node's membership of the cluster, for /healthz and /metrics (its status is atomic);
+    // null: a single node. Set by the server before it starts listening.
+    cluster const* broker = nullptr;
 };
 
 /**

@@ -355,7 +355,9 @@ BOOST_AUTO_TEST_CASE(health_and_metrics_read_the_pool_totals) {
     reg.subscribe(b);
     other.add(c);
     other.subscribe(c);
-    BOOST_TEST(render_health(pools) == R"({"status":"ok","connections":3,"subscribers":2})");
+    BOOST_TEST(
+        render_health(pools) ==
+        R"({"status":"ok","connections":3,"subscribers":2,"broker":"memory","broker_connected":true,"leader":true})");
     stats.count(eviction_reason::rate_limit);
     stats.count(protocol::error_code::id_mismatch);
     auto const text = render_prometheus(stats, pools);
@@ -367,7 +369,25 @@ BOOST_AUTO_TEST_CASE(health_and_metrics_read_the_pool_totals) {
     reg.remove(a);
     reg.remove(b);
     other.remove(c);
-    BOOST_TEST(render_health(pools) == R"({"status":"ok","connections":0,"subscribers":0})");
+    BOOST_TEST(
+        render_health(pools) ==
+        R"({"status":"ok","connections":0,"subscribers":0,"broker":"memory","broker_connected":true,"leader":true})");
+}
+
+BOOST_AUTO_TEST_CASE(health_and_metrics_name_the_broker) {
+    pool_counts pools;
+    metrics stats;
+    BOOST_TEST(render_prometheus(stats, pools).find("\nwolf_broker_info{broker=\"memory\"} 1\n") !=
+               std::string::npos);
+    broker_status const follower{true, true, false};
+    BOOST_TEST(
+        render_health(pools, follower) ==
+        R"({"status":"ok","connections":0,"subscribers":0,"broker":"redis","broker_connected":true,"leader":false})");
+    broker_status const cut_off{true, false, false};
+    auto const text = render_prometheus(stats, pools, cut_off);
+    BOOST_TEST(text.find("\nwolf_broker_info{broker=\"redis\"} 1\n") != std::string::npos);
+    BOOST_TEST(text.find("\nwolf_broker_connected 0\n") != std::string::npos);
+    BOOST_TEST(text.find("\nwolf_leader 0\n") != std::string::npos);
 }
 
 // Two threads may race for the last place under --max-connections; exactly one gets it.

@@ -638,7 +638,9 @@ BOOST_AUTO_TEST_CASE(every_thread_gets_its_share_and_every_subscriber_the_same_q
         BOOST_TEST(srv.stats().broadcast_ticks_total == 1u);
 
         auto const health = co_await http_request(srv.port(), http::verb::get, "/healthz");
-        BOOST_TEST(health.body() == R"({"status":"ok","connections":9,"subscribers":9})");
+        BOOST_TEST(
+            health.body() ==
+            R"({"status":"ok","connections":9,"subscribers":9,"broker":"memory","broker_connected":true,"leader":true})");
 
         for (auto& client : clients)
             co_await client.close();
