@@ -195,7 +195,9 @@ public:
     void drop_unsent() {
         if (!backlog_ || backlog_->corked) return;
         auto& items = backlog_->items;
-        bool const front_started = backlog_->in_flight || backlog_->offset > 0;
+        // Begun: some of it written, or (under TLS) its write in flight. On a plain socket a frame waiting for
+        // writability with no byte written has not begun.
+        bool const front_started = backlog_->offset > 0 || (!plain_socket && backlog_->in_flight);
         std::vector<entry> kept;
         for (auto i = backlog_->head; i < items.size(); ++i)
             if (!items[i].droppable || (i == backlog_->head && front_started))
@@ -242,7 +244,7 @@ public:
             [this](auto handler, ConstBufferSequence const& data) {
                 auto const size = net::buffer_size(data);
                 auto const ec = error_;
-                if (!ec) {
+                if (!ec && size > 0) { // an empty write has nothing to queue
                     std::string bytes(size, '\0');
                     net::buffer_copy(net::buffer(bytes), data);
                     // A close frame (FIN and opcode 8) from the WebSocket layer: it is closing, perhaps on
