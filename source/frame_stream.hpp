@@ -401,7 +401,12 @@ private:
         message.msg_iov = vectors.data();
         message.msg_iovlen = buffers.size();
         for (;;) {
-            auto const sent = ::sendmsg(next_.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+            // One buffer (every delivery that finds the queue empty) goes through send(), which the kernel
+            // takes without copying in a vector of buffers.
+            constexpr int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+            auto const sent = buffers.size() == 1
+                                  ? ::send(next_.native_handle(), buffers[0].data(), buffers[0].size(), flags)
+                                  : ::sendmsg(next_.native_handle(), &message, flags);
             if (sent >= 0) return static_cast<std::size_t>(sent);
             if (errno == EINTR) continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK) ec.assign(errno, boost::system::system_category());
