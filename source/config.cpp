@@ -115,6 +115,9 @@ po::options_description describe_settings() {
          "drop a connection whose socket accepts no data for this long")
         ("threads", po::value<std::string>()->default_value("auto"),
          "event-loop threads sharing the connections: 1 to 256, or auto (one per core)")
+        ("cpu-affinity", po::value<std::string>()->default_value("auto"),
+         "auto: with several threads, each runs on a CPU of its own (of those the process may use); off: "
+         "the scheduler places them")
         ("log-level", po::value<std::string>()->default_value(std::string(to_string(defaults.level))),
          "debug, info, warn, error or off")
         ("log-format", po::value<std::string>()->default_value(std::string(to_string(defaults.format))),
@@ -227,6 +230,7 @@ std::string render_config(config const& cfg, provenance const& from) {
     line("handshake-timeout", format_duration(cfg.handshake_timeout));
     line("write-timeout", format_duration(cfg.write_timeout));
     line("threads", cfg.threads == 0 ? std::string("auto") : std::to_string(cfg.threads));
+    line("cpu-affinity", cfg.cpu_affinity ? "auto" : "off");
     line("log-level", std::string(to_string(cfg.level)));
     line("log-format", std::string(to_string(cfg.format)));
     optional("tls-cert", cfg.tls_cert, "unset: plain HTTP");
@@ -324,6 +328,9 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
         cfg.handshake_timeout = parse_duration_option(label("handshake-timeout"), text("handshake-timeout"));
         cfg.write_timeout = parse_duration_option(label("write-timeout"), text("write-timeout"));
         if (text("threads") != "auto") cfg.threads = parse_count(label("threads"), text("threads"), 1, 256);
+        if (text("cpu-affinity") != "auto" && text("cpu-affinity") != "off")
+            throw bad_option_value(label("cpu-affinity"), text("cpu-affinity"), "auto or off");
+        cfg.cpu_affinity = text("cpu-affinity") == "auto";
         auto const level = parse_log_level(text("log-level"));
         if (!level)
             throw bad_option_value(label("log-level"), text("log-level"),

@@ -28,7 +28,8 @@ struct config {
     std::size_t max_errors = 20;       // protocol errors a connection may make; the next one closes it
     duration handshake_timeout{10000}; // whole HTTP request / WebSocket upgrade, and the closing handshake
     duration write_timeout{30000};     // a write making no progress this long drops the connection
-    std::size_t threads = 0; // event-loop threads, each serving its share of connections; 0: one per core
+    std::size_t threads = 0;  // event-loop threads, each serving its share of connections; 0: one per core
+    bool cpu_affinity = true; // with several threads, each runs on a CPU of its own
     log_level level = log_level::info;
     log_format format = log_format::text;
     std::string tls_cert;    // PEM certificate chain; with tls_key, the port speaks HTTPS and wss:// only

@@ -3,6 +3,7 @@
 #include "assets.hpp"
 #include "async.hpp"
 #include "config.hpp"
+#include "cpu_affinity.hpp"
 #include "logger.hpp"
 #include "quote_deck.hpp"
 #include "server.hpp"
@@ -55,6 +56,13 @@ int main(int argc, char* argv[]) {
         if (auto const* error = std::get_if<std::string>(&loaded)) return fail(2, *error);
         tls.emplace(std::get<net::ssl::context>(std::move(loaded)));
     }
+
+    // The main thread runs the first event loop; with --cpu-affinity it keeps the first allowed CPU, and the
+    // server's own threads the others.
+    if (cfg.cpu_affinity)
+        if (auto const cpu = cpu_for_thread(0, thread_count(cfg), allowed_cpus());
+            cpu && !pin_this_thread(*cpu))
+            log_warn("cpu_affinity_failed", kv("thread", 0), kv("cpu", *cpu));
 
     net::io_context ioc{1};
     auto const host = cfg.host;

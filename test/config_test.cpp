@@ -1,5 +1,6 @@
 #define BOOST_TEST_MODULE config
 #include "config.hpp"
+#include "cpu_affinity.hpp"
 
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
@@ -82,6 +83,9 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_contracts) {
     BOOST_TEST(cfg.max_errors == 20u);
     BOOST_TEST(cfg.handshake_timeout.count() == 10000);
     BOOST_TEST(cfg.write_timeout.count() == 30000);
+    BOOST_TEST(cfg.threads == 0u, "auto: one per core");
+    BOOST_TEST(thread_count(cfg) >= 1u);
+    BOOST_TEST(cfg.cpu_affinity);
     BOOST_TEST((cfg.level == log_level::info));
 }
 
@@ -110,6 +114,10 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
                                "2s",
                                "--write-timeout",
                                "500ms",
+                               "--threads",
+                               "3",
+                               "--cpu-affinity",
+                               "off",
                                "--log-level",
                                "debug"});
     BOOST_REQUIRE(result.cfg.has_value());
@@ -126,6 +134,9 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
     BOOST_TEST(cfg.max_errors == 3u);
     BOOST_TEST(cfg.handshake_timeout.count() == 2000);
     BOOST_TEST(cfg.write_timeout.count() == 500);
+    BOOST_TEST(cfg.threads == 3u);
+    BOOST_TEST(thread_count(cfg) == 3u);
+    BOOST_TEST(!cfg.cpu_affinity);
     BOOST_TEST((cfg.level == log_level::debug));
 }
 
@@ -166,6 +177,10 @@ BOOST_AUTO_TEST_CASE(bad_values_exit_2_naming_the_flag) {
     check_rejected({"--handshake-timeout", "0s"}, "--handshake-timeout");
     check_rejected({"--write-timeout", "never"}, "--write-timeout");
     check_rejected({"--log-level", "loud"}, "--log-level");
+    check_rejected({"--threads", "0"}, "--threads");
+    check_rejected({"--threads", "257"}, "--threads");
+    check_rejected({"--threads", "many"}, "--threads");
+    check_rejected({"--cpu-affinity", "on"}, "--cpu-affinity");
     check_rejected({"--quotes", ""}, "--quotes");
     check_rejected({"--host", ""}, "--host");
 }
@@ -328,6 +343,8 @@ BOOST_AUTO_TEST_CASE(every_setting_has_a_variable_and_print_config_names_the_sou
                                  {"WOLF_MAX_ERRORS", "3"},
                                  {"WOLF_HANDSHAKE_TIMEOUT", "2s"},
                                  {"WOLF_WRITE_TIMEOUT", "500ms"},
+                                 {"WOLF_THREADS", "2"},
+                                 {"WOLF_CPU_AFFINITY", "off"},
                                  {"WOLF_LOG_LEVEL", "debug"},
                                  {"WOLF_LOG_FORMAT", "json"},
                                  {"WOLF_TLS_CERT", "c.pem"},
@@ -337,10 +354,26 @@ BOOST_AUTO_TEST_CASE(every_setting_has_a_variable_and_print_config_names_the_sou
     auto const result = parse({"--print-config"});
     BOOST_TEST(result.exit_code == 0);
     BOOST_REQUIRE(!result.cfg.has_value());
-    for (std::string name :
-         {"host", "port", "interval", "ping-timeout", "quotes", "assets", "max-connections", "max-queue",
-          "max-message-size", "max-errors", "handshake-timeout", "write-timeout", "log-level", "log-format",
-          "tls-cert", "tls-key", "admin-token", "redis"}) {
+    for (std::string name : {"host",
+                             "port",
+                             "interval",
+                             "ping-timeout",
+                             "quotes",
+                             "assets",
+                             "max-connections",
+                             "max-queue",
+                             "max-message-size",
+                             "max-errors",
+                             "handshake-timeout",
+                             "write-timeout",
+                             "threads",
+                             "cpu-affinity",
+                             "log-level",
+                             "log-format",
+                             "tls-cert",
+                             "tls-key",
+                             "admin-token",
+                             "redis"}) {
         std::string variable = "WOLF_";
         for (char c : name)
             variable.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
@@ -504,3 +537,15 @@ BOOST_AUTO_TEST_CASE(a_url_without_password_reads_back_from_print_config) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(threads_take_the_allowed_cpus_in_turn_and_one_thread_or_cpu_pins_nothing) {
+    std::vector<int> const two{0, 1};
+    BOOST_TEST(!cpu_for_thread(0, 1, two).has_value(), "one thread: nothing to keep apart");
+    BOOST_TEST(!cpu_for_thread(1, 2, {5}).has_value(), "one allowed CPU: nowhere else to go");
+    BOOST_TEST(cpu_for_thread(0, 2, two).value_or(-1) == 0);
+    BOOST_TEST(cpu_for_thread(1, 2, two).value_or(-1) == 1);
+    BOOST_TEST(cpu_for_thread(2, 3, two).value_or(-1) == 0, "more threads than CPUs: round again");
+    BOOST_TEST(cpu_for_thread(3, 4, {2, 4, 6}).value_or(-1) == 2, "the allowed set, not CPU numbers from 0");
+    auto const allowed = allowed_cpus();
+    BOOST_TEST(!allowed.empty(), "this process may run somewhere");
+}

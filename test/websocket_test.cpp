@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE websocket
 #include "async.hpp"
 #include "broadcaster.hpp"
+#include "cpu_affinity.hpp"
 #include "protocol.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
@@ -11,6 +12,9 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -692,6 +696,56 @@ BOOST_AUTO_TEST_CASE(shutdown_closes_every_thread_s_connections_with_1001) {
         for (auto const& closed : closes)
             BOOST_TEST(closed.code == close_code::going_away);
         BOOST_TEST(srv.pools().live() == 0u);
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(threads_placement)
+
+/** The CPUs each thread of this process may run on, by thread id, from /proc/self/task/<tid>/status. */
+std::map<std::string, std::string> cpus_of_threads() {
+    std::map<std::string, std::string> result;
+    for (auto const& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream status(task.path() / "status");
+        for (std::string line; std::getline(status, line);)
+            if (line.starts_with("Cpus_allowed_list:"))
+                result[task.path().filename()] = line.substr(line.find_last_of(" \t") + 1);
+    }
+    return result;
+}
+
+BOOST_AUTO_TEST_CASE(with_cpu_affinity_the_server_s_thread_keeps_a_cpu_of_its_own) {
+    auto const allowed = allowed_cpus();
+    auto const before = cpus_of_threads();
+    auto cfg = fast_config();
+    cfg.threads = 2;
+    cfg.cpu_affinity = true;
+    run_with_server(cfg, [&](server& srv) -> net::awaitable<void> {
+        BOOST_TEST(srv.threads() == 2u);
+        auto const during = cpus_of_threads();
+        std::vector<std::string> started; // the server's own thread: a task that was not there before
+        for (auto const& [tid, cpus] : during)
+            if (!before.contains(tid)) started.push_back(cpus);
+        BOOST_REQUIRE(started.size() == 1u);
+        if (allowed.size() >= 2)
+            BOOST_TEST(started.front() == std::to_string(allowed[1]),
+                       "shard 1 runs on the second allowed CPU");
+        else
+            BOOST_TEST_MESSAGE("one allowed CPU: nothing to pin");
+        co_return;
+    });
+}
+
+BOOST_AUTO_TEST_CASE(without_it_the_scheduler_places_the_thread) {
+    auto const before = cpus_of_threads();
+    auto cfg = fast_config();
+    cfg.threads = 2;
+    cfg.cpu_affinity = false;
+    run_with_server(cfg, [&](server&) -> net::awaitable<void> {
+        for (auto const& [tid, cpus] : cpus_of_threads())
+            if (!before.contains(tid)) BOOST_TEST(cpus == before.begin()->second, "the process's own set");
+        co_return;
     });
 }
 
