@@ -1,7 +1,8 @@
 // wolf-bench: the load generator of the standard benchmark (bench/run). Three modes against a running
 // server: fanout (how evenly and how cheaply a tick reaches N subscribers), churn (whole sessions per
 // second), idle (server memory per open connection). With --server-pid the server's CPU time and RSS come
-// from /proc. See bench/README.md.
+// from /proc. Several --port values spread the sessions across the nodes of a cluster (--redis), and fanout
+// then reports the spread between nodes too. See bench/README.md.
 
 #include "async.hpp"
 #include "client.hpp"
@@ -54,8 +55,8 @@ struct bench_options {
     bench_mode mode = bench_mode::fanout;
     std::string mode_name;
     std::string host = "127.0.0.1";
-    std::uint16_t port = 0;
-    pid_t server_pid = 0; // 0: no server figures
+    std::vector<std::uint16_t> ports; // one per server; sessions are dealt round robin across them
+    std::vector<pid_t> server_pids;   // empty: no server figures; several: their sum
     std::size_t subscribers = 1000;
     std::size_t concurrency = 50;       // churn: sessions in flight
     std::size_t ramp_concurrency = 200; // fanout, idle: handshakes in flight while connecting
@@ -72,6 +73,18 @@ using wolf::parse_count;
 using wolf::parse_duration_option;
 using bad_value = wolf::bad_option_value;
 
+/** "a,b,c" -> {"a", "b", "c"}; an empty item stays, so that parsing it reports the mistake. */
+std::vector<std::string> split_list(std::string const& text) {
+    std::vector<std::string> items;
+    std::size_t start = 0;
+    for (auto comma = text.find(','); comma != std::string::npos; comma = text.find(',', start)) {
+        items.push_back(text.substr(start, comma - start));
+        start = comma + 1;
+    }
+    items.push_back(text.substr(start));
+    return items;
+}
+
 /** The options, or the exit code for --help (0) and a bad command line (2, one line on stderr). */
 std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
     bench_options const defaults;
@@ -80,8 +93,10 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
     described.add_options()
         ("help,h", "print this help and exit")
         ("host", po::value<std::string>()->default_value(defaults.host), "server address (IPv4 or IPv6 literal)")
-        ("port", po::value<std::string>(), "server port (required)")
-        ("server-pid", po::value<std::string>(), "the server's process id: its CPU time and RSS from /proc")
+        ("port", po::value<std::string>(),
+         "server port (required); several, comma-separated, spread the sessions across the nodes of a cluster")
+        ("server-pid", po::value<std::string>(),
+         "the server's process id: its CPU time and RSS from /proc (several, comma-separated: their sum)")
         ("subscribers", po::value<std::string>()->default_value(std::to_string(defaults.subscribers)),
          "fanout, idle: subscribed sessions")
         ("concurrency", po::value<std::string>()->default_value(std::to_string(defaults.concurrency)),
@@ -114,7 +129,8 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
         po::notify(vm);
         if (vm.count("help")) {
             std::cout
-                << "Usage: wolf-bench fanout|churn|idle --port PORT [--server-pid PID] [options]\n\n"
+                << "Usage: wolf-bench fanout|churn|idle --port PORT[,PORT...] [--server-pid PID[,PID...]] "
+                   "[options]\n\n"
                 << "Load generator for a running wolf-wisdom (or wolf-floor) server:\n"
                 << "  fanout  N subscribers; per tick the spread of kernel receive times, deliveries/s,\n"
                 << "          missed deliveries, server CPU per delivery\n"
@@ -143,14 +159,14 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
         boost::system::error_code address_ec;
         net::ip::make_address(opt.host, address_ec);
         if (address_ec) throw bad_value("--host", opt.host, "an IP address");
-        opt.port = static_cast<std::uint16_t>(parse_count("--port", text("port"), 1, 65535));
-        if (vm.count("server-pid")) {
-            opt.server_pid =
-                static_cast<pid_t>(parse_count("--server-pid", text("server-pid"), 1, 4'194'304));
-            if (!read_process_stats(opt.server_pid))
-                throw bad_value("--server-pid", text("server-pid"),
-                                "a process whose /proc entry we can read");
-        }
+        for (auto const& port : split_list(text("port")))
+            opt.ports.push_back(static_cast<std::uint16_t>(parse_count("--port", port, 1, 65535)));
+        if (vm.count("server-pid"))
+            for (auto const& pid : split_list(text("server-pid"))) {
+                opt.server_pids.push_back(static_cast<pid_t>(parse_count("--server-pid", pid, 1, 4'194'304)));
+                if (!read_process_stats(opt.server_pids.back()))
+                    throw bad_value("--server-pid", pid, "a process whose /proc entry we can read");
+            }
         opt.subscribers = parse_count("--subscribers", text("subscribers"), 1, 1'000'000);
         opt.concurrency = parse_count("--concurrency", text("concurrency"), 1, 100'000);
         opt.ramp_concurrency = parse_count("--ramp-concurrency", text("ramp-concurrency"), 1, 100'000);
@@ -251,11 +267,15 @@ public:
     bench(bench_options options, worker_pool& workers)
         : opt_(std::move(options))
         , workers_(workers)
-        , endpoint_(net::ip::make_address(opt_.host), opt_.port)
         , began_(steady_clock::now()) {
-        std::ostringstream host;
-        host << endpoint_;
-        host_ = host.str();
+        auto const address = net::ip::make_address(opt_.host);
+        for (auto const port : opt_.ports) {
+            endpoints_.emplace_back(address, port);
+            std::ostringstream host;
+            host << endpoints_.back();
+            hosts_.push_back(host.str());
+            host_ += (host_.empty() ? "" : ", ") + hosts_.back();
+        }
     }
 
     /** The run, the summary on stdout and the JSON file; returns the exit code. */
@@ -286,22 +306,37 @@ private:
 
     server_sample sample() const {
         server_sample s;
-        if (opt_.server_pid != 0) s.proc = read_process_stats(opt_.server_pid);
+        // Several servers (the nodes of a cluster) count as one: CPU, memory and descriptors summed.
+        for (std::size_t i = 0; i < opt_.server_pids.size(); ++i) {
+            auto const one = read_process_stats(opt_.server_pids[i]);
+            if (!one) {
+                s.proc.reset();
+                break;
+            }
+            if (i == 0) {
+                s.proc = one;
+                continue;
+            }
+            s.proc->cpu_seconds += one->cpu_seconds;
+            s.proc->resident_memory_bytes += one->resident_memory_bytes;
+            s.proc->open_fds += one->open_fds;
+        }
         s.at = steady_clock::now();
         s.wall = system_clock::now();
         return s;
     }
 
-    session_options base_session() const {
+    /** A session of the `node`th server (modulo their number). */
+    session_options base_session(std::size_t node) const {
         session_options s;
-        s.endpoint = endpoint_;
-        s.host = host_;
+        s.endpoint = endpoints_[node % endpoints_.size()];
+        s.host = hosts_[node % hosts_.size()];
         s.ping_period = opt_.ping_period;
         return s;
     }
     /** A subscriber's options; the control thread only (random_). */
-    session_options subscriber_session() {
-        auto s = base_session();
+    session_options subscriber_session(std::size_t node) {
+        auto s = base_session(node);
         // Sessions that join together would otherwise ping together, every period, for the whole run.
         s.first_ping = milliseconds{
             std::uniform_int_distribution<milliseconds::rep>(1, opt_.ping_period.count())(random_)};
@@ -316,7 +351,8 @@ private:
         bool ramp_complete = false;
     };
 
-    using wisdom_hook_factory = std::function<session_hooks::wisdom_hook(std::size_t thread)>;
+    using wisdom_hook_factory =
+        std::function<session_hooks::wisdom_hook(std::size_t thread, std::size_t node)>;
     net::awaitable<void> connect_subscribers(subscriber_set& set, bool kernel_timestamps,
                                              wisdom_hook_factory const& hooks);
     net::awaitable<bool> leave(subscriber_set& set, report& out);
@@ -331,8 +367,10 @@ private:
 
     bench_options opt_;
     worker_pool& workers_;
-    net::ip::tcp::endpoint endpoint_;
-    std::string host_;
+    std::vector<net::ip::tcp::endpoint> endpoints_; // one per --port
+    std::vector<std::string> hosts_;
+    std::string host_; // all of them, for the report
+    std::atomic<std::size_t> next_churn_node_{0};
     steady_clock::time_point began_;
     std::mt19937 random_{20240611}; // a fixed seed: two runs ping alike
 };
@@ -355,8 +393,9 @@ net::awaitable<void> bench::connect_subscribers(subscriber_set& set, bool kernel
             ++counts->joined;
             --counts->in_flight;
         };
-        if (hooks) h.on_wisdom = hooks(thread);
-        auto options = subscriber_session();
+        auto const node = i % endpoints_.size();
+        if (hooks) h.on_wisdom = hooks(thread, node);
+        auto options = subscriber_session(node);
         options.kernel_timestamps = kernel_timestamps;
         // Idle subscribers hear nothing, by design; fanout ones a tick per interval. Beast's keep-alive
         // ping (half the idle timeout) must never coincide with the leave, or it can time the close out.
@@ -422,7 +461,7 @@ void bench::describe_subscribers(subscriber_set const& set, report& out) const {
 }
 
 void bench::server_figures(server_sample const& from, server_sample const& to, report& out) const {
-    if (opt_.server_pid == 0) return;
+    if (opt_.server_pids.empty()) return;
     if (!from.proc || !to.proc) {
         out.problem("the server's /proc figures could not be read (has it exited?)");
         return;
@@ -445,13 +484,14 @@ net::awaitable<void> bench::run_fanout(report& out) {
     auto const ticks_in_run = static_cast<std::size_t>((opt_.duration + 10s) / opt_.interval) + 10;
     for (auto& log : *logs)
         log.reserve(std::min<std::size_t>(per_thread * ticks_in_run, 50'000'000));
-    auto const hooks = [logs](std::size_t thread) -> session_hooks::wisdom_hook {
-        return [logs, log = &(*logs)[thread]]( // `logs` keeps `log` alive
+    auto const hooks = [logs](std::size_t thread, std::size_t node) -> session_hooks::wisdom_hook {
+        return [logs, log = &(*logs)[thread],
+                node = static_cast<std::uint32_t>(node)]( // `logs` keeps `log` alive
                    std::string_view frame, system_clock::time_point received) {
             auto const now = system_clock::now();
             log->push_back({content_hash(frame),
                             std::chrono::nanoseconds(received.time_since_epoch()).count(),
-                            std::chrono::nanoseconds(now - received).count()});
+                            std::chrono::nanoseconds(now - received).count(), node});
         };
     };
 
@@ -497,11 +537,15 @@ net::awaitable<void> bench::run_fanout(report& out) {
 
     // A tick counts if its first receipt is in the window and at least one interval before its end, so
     // none of its receipts are cut off.
-    std::vector<double> spreads;
-    std::uint64_t receipts = 0, missed = 0, extra = 0;
+    std::vector<double> spreads, node_spreads;
+    std::uint64_t receipts = 0, missed = 0, extra = 0, partial = 0;
     for (auto const& t : ticks) {
         if (t.first_ns < t0 || t.first_ns > t1 - interval_ns) continue;
         spreads.push_back(ms(t.spread_ns()));
+        if (t.nodes == endpoints_.size())
+            node_spreads.push_back(ms(t.node_spread_ns()));
+        else
+            ++partial;
         receipts += t.receipts;
         if (t.receipts < present) missed += present - t.receipts;
         if (t.receipts > present) extra += t.receipts - present;
@@ -531,6 +575,22 @@ net::awaitable<void> bench::run_fanout(report& out) {
              std::to_string(counted) + " ticks counted (about " + std::to_string(expected) + " expected)");
     out.line("Spread per tick (last - first kernel receive time): p50 " + fixed(spread_p50, 3) + " ms, p99 " +
              fixed(spread_p99, 3) + " ms, max " + fixed(spread_max, 3) + " ms");
+    if (endpoints_.size() > 1) {
+        // Between nodes: each node's first receipt of the tick, the last of those minus the first.
+        auto const node_p50 = percentile(node_spreads, 50), node_p99 = percentile(node_spreads, 99);
+        auto const node_max =
+            node_spreads.empty() ? 0.0 : *std::max_element(node_spreads.begin(), node_spreads.end());
+        f["nodes"] = endpoints_.size();
+        f["node_spread_p50_ms"] = node_p50;
+        f["node_spread_p99_ms"] = node_p99;
+        f["node_spread_max_ms"] = node_max;
+        f["ticks_missing_a_node"] = partial;
+        out.line("Spread across " + std::to_string(endpoints_.size()) +
+                 " nodes per tick (each node's first receipt, last - first): p50 " + fixed(node_p50, 3) +
+                 " ms, p99 " + fixed(node_p99, 3) + " ms, max " + fixed(node_max, 3) +
+                 " ms; ticks not seen on every node: " + std::to_string(partial));
+        if (partial != 0) out.problem("some ticks did not reach every node");
+    }
     out.line("Deliveries in the window: " + std::to_string(deliveries) + " (" +
              fixed(static_cast<double>(deliveries) / window, 0) +
              "/s); missed in counted ticks: " + std::to_string(missed) +
@@ -560,7 +620,7 @@ net::awaitable<void> bench::run_fanout(report& out) {
 // touches nothing but `state`, the session's own objects and what never changes after construction.
 void bench::start_churn_session(std::shared_ptr<churn_state> const& state, std::size_t thread) {
     auto const executor = workers_.at(thread);
-    auto options = base_session();
+    auto options = base_session(next_churn_node_.fetch_add(1, std::memory_order_relaxed));
     options.hold = 0ms; // leave as soon as subscribed
     ++state->in_flight;
     spawn_session(executor, std::make_shared<client_session>(executor, std::move(options)),
@@ -729,7 +789,9 @@ net::awaitable<void> bench::run_idle(report& out) {
 void bench::print(report const& out) const {
     auto& o = std::cout;
     o << "## wolf-bench " << opt_.mode_name << " against " << host_;
-    if (opt_.server_pid) o << " (pid " << opt_.server_pid << ")";
+    for (std::size_t i = 0; i < opt_.server_pids.size(); ++i)
+        o << (i == 0 ? " (pid " : ", ") << opt_.server_pids[i]
+          << (i + 1 == opt_.server_pids.size() ? ")" : "");
     o << "\n\n";
     for (auto const& line : out.lines)
         o << (line.starts_with("  ") ? "" : "- ") << line << '\n';
@@ -743,8 +805,17 @@ net::awaitable<int> bench::run() {
     report out;
     auto& p = out.parameters;
     p["host"] = opt_.host;
-    p["port"] = opt_.port;
-    p["server_pid"] = opt_.server_pid;
+    p["port"] = opt_.ports.front();
+    p["server_pid"] = opt_.server_pids.empty() ? 0 : opt_.server_pids.front();
+    if (opt_.ports.size() > 1) {
+        json::array ports, pids;
+        for (auto const port : opt_.ports)
+            ports.emplace_back(port);
+        for (auto const pid : opt_.server_pids)
+            pids.emplace_back(pid);
+        p["ports"] = std::move(ports);
+        p["server_pids"] = std::move(pids);
+    }
     p["threads"] = opt_.threads;
     p["ping_period_ms"] = opt_.ping_period.count();
     p["duration_ms"] = opt_.duration.count();

@@ -17,14 +17,24 @@ std::vector<tick> group_ticks(std::vector<receipt>& receipts, std::int64_t inter
     });
     auto const reach = interval_ns / 2;
     std::vector<tick> ticks;
+    std::vector<std::uint32_t> seen_in; // per node: the tick number (1-based) it last appeared in
     for (std::size_t i = 0; i < receipts.size();) {
-        tick t{receipts[i].received_ns, receipts[i].received_ns, 0};
+        tick t{receipts[i].received_ns, receipts[i].received_ns, 0, receipts[i].received_ns, 0};
         auto const content = receipts[i].content;
+        auto const number = static_cast<std::uint32_t>(ticks.size() + 1);
         for (; i < receipts.size() && receipts[i].content == content &&
                receipts[i].received_ns - t.first_ns <= reach;
              ++i) {
             t.last_ns = receipts[i].received_ns;
             ++t.receipts;
+            // Sorted by time within the tick: a node's first receipt here is its earliest.
+            auto const node = receipts[i].node;
+            if (node >= seen_in.size()) seen_in.resize(node + 1, 0);
+            if (seen_in[node] != number) {
+                seen_in[node] = number;
+                t.last_node_first_ns = receipts[i].received_ns;
+                ++t.nodes;
+            }
         }
         ticks.push_back(t);
     }
