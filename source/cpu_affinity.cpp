@@ -1,6 +1,5 @@
 #include "cpu_affinity.hpp"
 
-#include <pthread.h>
 #include <sched.h>
 
 namespace wolf {
@@ -15,11 +14,11 @@ std::vector<int> allowed_cpus() {
     return cpus;
 }
 
-bool pin_this_thread(int cpu) {
+bool pin_thread(int cpu, pthread_t thread) {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
-    return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
+    return pthread_setaffinity_np(thread, sizeof set, &set) == 0;
 }
 
 std::optional<int> cpu_for_thread(std::size_t index, std::size_t threads, std::vector<int> const& allowed) {

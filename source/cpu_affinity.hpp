@@ -3,6 +3,7 @@
 // Placing event-loop threads on CPUs of their own (--cpu-affinity).
 
 #include <optional>
+#include <pthread.h>
 #include <vector>
 
 namespace wolf {
@@ -10,8 +11,8 @@ namespace wolf {
 /** The CPUs this process may run on, ascending: its affinity mask, as a container or taskset left it. */
 std::vector<int> allowed_cpus();
 
-/** Runs the calling thread on `cpu` only; false if the system refused. */
-bool pin_this_thread(int cpu);
+/** Runs `thread` (the calling one by default) on `cpu` only; false if the system refused. */
+bool pin_thread(int cpu, pthread_t thread = pthread_self());
 
 /**
  * The CPU event-loop thread `index` (0 for the main thread) should run on, with `threads` threads and

@@ -60,8 +60,7 @@ int main(int argc, char* argv[]) {
     // The main thread runs the first event loop; with --cpu-affinity it keeps the first allowed CPU, and the
     // server's own threads the others.
     if (cfg.cpu_affinity)
-        if (auto const cpu = cpu_for_thread(0, thread_count(cfg), allowed_cpus());
-            cpu && !pin_this_thread(*cpu))
+        if (auto const cpu = cpu_for_thread(0, thread_count(cfg), allowed_cpus()); cpu && !pin_thread(*cpu))
             log_warn("cpu_affinity_failed", kv("thread", 0), kv("cpu", *cpu));
 
     net::io_context ioc{1};

@@ -162,11 +162,8 @@ void server::start() {
     // placed beside the one that woke it (the broadcaster's), and the two shares of a tick go out one after
     // the other instead of at once. The main thread (shard 0) is placed by main().
     auto const cpus = cfg.cpu_affinity ? allowed_cpus() : std::vector<int>{};
-    for (std::size_t i = 0; i < self.contexts.size(); ++i)
-        self.threads.emplace_back([context = self.contexts[i].get(), number = i + 1,
-                                   cpu = cpu_for_thread(i + 1, self.shards.size(), cpus)] {
-            if (cpu && !pin_this_thread(*cpu))
-                log_warn("cpu_affinity_failed", kv("thread", number), kv("cpu", *cpu));
+    for (std::size_t i = 0; i < self.contexts.size(); ++i) {
+        self.threads.emplace_back([context = self.contexts[i].get(), number = i + 1] {
             try {
                 context->run();
             } catch (std::exception const& e) {
@@ -175,6 +172,11 @@ void server::start() {
                 std::terminate();
             }
         });
+        // Placed from here, before start() returns: nothing runs on the thread yet that minds where it is.
+        if (auto const cpu = cpu_for_thread(i + 1, self.shards.size(), cpus);
+            cpu && !pin_thread(*cpu, self.threads.back().native_handle()))
+            log_warn("cpu_affinity_failed", kv("thread", i + 1), kv("cpu", *cpu));
+    }
     self.started = true;
     self.state.listening = true;
 
