@@ -57,15 +57,12 @@ int main(int argc, char* argv[]) {
         tls.emplace(std::get<net::ssl::context>(std::move(loaded)));
     }
 
-    // The main thread runs the first event loop; with --cpu-affinity it keeps the first allowed CPU, and the
-    // server's own threads the others.
-    if (cfg.cpu_affinity)
-        if (auto const cpu = cpu_for_thread(0, thread_count(cfg), allowed_cpus()); cpu && !pin_thread(*cpu))
-            log_warn("cpu_affinity_failed", kv("thread", 0), kv("cpu", *cpu));
-
     net::io_context ioc{1};
     auto const host = cfg.host;
     auto const port = cfg.port;
+    auto const affinity = cfg.cpu_affinity;
+    auto const threads = thread_count(cfg);
+    auto const cpus = allowed_cpus(); // before this thread is placed: it is the whole set the process may use
     server srv(ioc.get_executor(), std::move(cfg), std::get<asset_store>(std::move(assets)),
                quote_deck(std::get<std::vector<std::string>>(std::move(quotes))), tls ? &*tls : nullptr);
     // Installed before the server announces itself, so a signal sent as soon as it listens is handled.
@@ -77,6 +74,12 @@ int main(int argc, char* argv[]) {
     } catch (boost::system::system_error const& e) {
         return fail(1, "cannot listen on " + host + ":" + std::to_string(port) + ": " + e.code().message());
     }
+    // The main thread runs the first event loop; with --cpu-affinity it keeps the first allowed CPU and the
+    // server's threads (placed by start(), which also read the whole set) the others. Placed after start(),
+    // so the threads it made did not inherit this placement.
+    if (affinity)
+        if (auto const cpu = cpu_for_thread(0, threads, cpus); cpu && !pin_thread(*cpu))
+            log_warn("cpu_affinity_failed", kv("thread", 0), kv("cpu", *cpu));
 
     // The first SIGINT/SIGTERM shuts down gracefully; a second one stops at once.
     bool stopping = false;

@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE cli
 // The real binary, as a user runs it: exit codes, one-line errors, startup and signal shutdown.
 #include "async.hpp"
+#include "cpu_affinity.hpp"
 #include "logger.hpp"
 #include "protocol.hpp"
 #include "support/certificates.hpp"
@@ -8,6 +9,7 @@
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -197,6 +199,30 @@ BOOST_AUTO_TEST_CASE(sigint_with_no_connections_exits_0_at_once) {
     BOOST_TEST(*status == 0);
     BOOST_TEST((std::chrono::steady_clock::now() - started < 2s),
                "no grace period is spent with nobody to close");
+}
+
+// --threads 2 with --cpu-affinity (the default): the main thread and the server's own thread each keep a CPU
+// of their own, two different ones (where the process may use two).
+BOOST_AUTO_TEST_CASE(two_threads_keep_a_cpu_each) {
+    auto const allowed = allowed_cpus();
+    child_process server({binary, "--host", "127.0.0.1", "--port", "0", "--threads", "2"});
+    wait_until_listening(server);
+    std::vector<std::string> placements;
+    for (auto const& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(server.pid()) + "/task")) {
+        std::ifstream status(task.path() / "status");
+        for (std::string line; std::getline(status, line);)
+            if (line.starts_with("Cpus_allowed_list:"))
+                placements.push_back(line.substr(line.find_last_of(" \t") + 1));
+    }
+    BOOST_REQUIRE(placements.size() == 2u);
+    if (allowed.size() >= 2) {
+        std::set<std::string> const expected{std::to_string(allowed[0]), std::to_string(allowed[1])};
+        BOOST_TEST((std::set<std::string>(placements.begin(), placements.end()) == expected),
+                   placements[0] << " and " << placements[1]);
+    }
+    server.send_signal(SIGTERM);
+    BOOST_TEST(server.wait(10s).value_or(-1) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_custom_quotes_file_is_broadcast) {
