@@ -195,8 +195,8 @@ public:
     void drop_unsent() {
         if (!backlog_ || backlog_->corked) return;
         auto& items = backlog_->items;
-        // Begun: some of it written, or (under TLS) its write in flight. On a plain socket a frame waiting for
-        // writability with no byte written has not begun.
+        // Begun: some of it written, or (under TLS) its write in flight. On a plain socket a frame waiting
+        // for writability with no byte written has not begun.
         bool const front_started = backlog_->offset > 0 || (!plain_socket && backlog_->in_flight);
         std::vector<entry> kept;
         for (auto i = backlog_->head; i < items.size(); ++i)

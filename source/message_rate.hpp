@@ -34,7 +34,7 @@ private:
     static constexpr std::uint32_t cap = 1000; // ms: the limit's window
     std::array<std::uint16_t, protocol::rate_limit_messages> gaps_{};
     std::uint32_t window_ = 0; // the sum of gaps_: how long the last rate_limit_messages gaps took
-    std::uint64_t last_ = 0; // the latest arrival, in ms of the steady clock
+    std::uint64_t last_ = 0;   // the latest arrival, in ms of the steady clock
     std::uint8_t next_ = 0;
     std::uint8_t seen_ = 0; // messages so far, up to rate_limit_messages + 1
 };
