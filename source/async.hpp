@@ -30,11 +30,6 @@ struct sized_allocator : std::allocator<T> {
     sized_allocator(sized_allocator<U> const&) noexcept {}
 };
 
-/** use_nothrow for an operation that is parked most of its life. */
-inline auto use_nothrow_sized() {
-    return net::bind_allocator(sized_allocator<void>(), use_nothrow);
-}
-
 /** Logs an exception that escaped a coroutine: event `failed`, what=<what> error=<message>. */
 inline void log_failure(std::string_view what, std::exception_ptr const& error) {
     try {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "async.hpp" // sized_allocator
 #include "frame.hpp"
 #include "net.hpp"
 
@@ -7,7 +8,10 @@
 #include <array>
 #include <boost/asio/associator.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -20,6 +24,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -144,7 +149,7 @@ public:
     using next_layer_type = NextLayer;
 
     /** True on a plain socket: frames are written in place, and the reader may wait for readability
-     * (message_taken, async_wait_readable). Under TLS the TLS layer does both. */
+     * (message_taken, async_read_ahead). Under TLS the TLS layer does both. */
     static constexpr bool plain_socket = std::is_same_v<NextLayer, net::ip::tcp::socket>;
 
     template <class... Args>
@@ -208,12 +213,22 @@ public:
         if (items.empty() && !backlog_->in_flight) drained();
     }
 
-    // AsyncReadStream: reads go to the next layer; on a plain socket the frame boundaries are followed.
+    // AsyncReadStream: reads go to the next layer; on a plain socket the frame boundaries are followed, and
+    // what a read-ahead took is handed over first, without a system call.
     template <class MutableBufferSequence, class ReadToken>
     auto async_read_some(MutableBufferSequence const& buffers, ReadToken&& token) {
         if constexpr (plain_socket) {
             return net::async_initiate<ReadToken, void(beast::error_code, std::size_t)>(
                 [this](auto handler, MutableBufferSequence const& into) {
+                    if (ahead_size_ > 0) {
+                        auto const taken = net::buffer_copy(into, net::buffer(ahead_.data(), ahead_size_));
+                        std::memmove(ahead_.data(), ahead_.data() + taken, ahead_size_ - taken);
+                        ahead_size_ = static_cast<std::uint8_t>(ahead_size_ - taken);
+                        auto executor = net::get_associated_executor(handler, get_executor());
+                        net::post(executor,
+                                  beast::bind_front_handler(std::move(handler), beast::error_code{}, taken));
+                        return;
+                    }
                     using observing = detail::observing_handler<decltype(handler), MutableBufferSequence>;
                     next_.async_read_some(into, observing{std::move(handler), into, &boundaries_});
                 },
@@ -229,10 +244,35 @@ public:
         return false;
     }
 
-    /** Waits until the socket has something to read (or is closed). */
-    template <class WaitToken>
-    auto async_wait_readable(WaitToken&& token) {
-        return next_.async_wait(net::socket_base::wait_read, std::forward<WaitToken>(token));
+    /**
+     * A quiet reader's wait (plain socket): reads what the client sends next into a small buffer of this
+     * stream, which the WebSocket layer's next read takes first. It costs a fraction of a parked WebSocket
+     * read, and after a read that emptied the socket it is queued without a system call (a wait for
+     * readability would re-arm the descriptor each time). Calls `handler(ec)`; cancel_read_ahead() ends it
+     * with operation_aborted. Only while the WebSocket layer holds no unread byte and reads nothing itself.
+     */
+    template <class Handler>
+    void async_read_ahead(Handler handler) {
+        ahead_pending_ = true;
+        next_.async_read_some(
+            net::buffer(ahead_),
+            net::bind_cancellation_slot(
+                ahead_cancel_.slot(),
+                net::bind_allocator(sized_allocator<void>(), [this, handler = std::move(handler)](
+                                                                 beast::error_code ec,
+                                                                 std::size_t size) mutable {
+                    ahead_pending_ = false;
+                    if (!ec) {
+                        boundaries_.observe({reinterpret_cast<unsigned char const*>(ahead_.data()), size});
+                        ahead_size_ = static_cast<std::uint8_t>(size);
+                    }
+                    std::move(handler)(ec);
+                })));
+    }
+
+    /** Ends a pending read-ahead (its handler sees operation_aborted); nothing if none is pending. */
+    void cancel_read_ahead() {
+        if (ahead_pending_) ahead_cancel_.emit(net::cancellation_type::terminal);
     }
 
     // AsyncWriteStream, for the WebSocket layer's own writes: the bytes are copied into the queue, behind
@@ -442,6 +482,11 @@ private:
     NextLayer next_;
     std::weak_ptr<void> owner_;
     frame_boundaries boundaries_;
+    // The read-ahead: room for a typical client event, so a quiet client's next message costs one recv.
+    std::array<char, 96> ahead_;
+    std::uint8_t ahead_size_ = 0;
+    bool ahead_pending_ = false;
+    net::cancellation_signal ahead_cancel_;
 };
 
 /**

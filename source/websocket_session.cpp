@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
@@ -128,6 +129,10 @@ private:
     net::awaitable<void> run_impl(std::shared_ptr<websocket_session> self,
                                   std::unique_ptr<http::request<http::string_body>> request);
     net::awaitable<bool> open(std::unique_ptr<http::request<http::string_body>> request);
+    /** The reader: reads and applies client events while the client speaks; it ends with the connection, or
+     * (plain socket) when the client falls quiet, and a read-ahead starts the next one. */
+    net::awaitable<void> read_messages(std::shared_ptr<websocket_session> self);
+    void wait_quietly(std::shared_ptr<websocket_session> self);
     /** Applies a whole message; returns the event type if it was applied. */
     std::optional<protocol::client_event_type> on_message(std::string_view text);
     void finish(beast::error_code ec);
@@ -145,6 +150,7 @@ private:
     // cost state on every connection.
     bool closing_ = false;
     bool ended_ = false;
+    bool reading_ = true;      // a reader coroutine runs (false: a quiet connection, between its messages)
     std::uint32_t errors_ = 0; // protocol errors so far, against --max-errors
     shard& shard_;             // this connection's event-loop thread
     std::size_t const max_queue_;
@@ -207,34 +213,19 @@ websocket_session<Transport>::run_impl(std::shared_ptr<websocket_session> self,
     auto opening = open(std::move(request)); // named: GCC 12 mishandles argument temporaries in co_await
     if (!co_await std::move(opening)) co_return;
 
+    auto reader = read_messages(std::move(self)); // named: GCC 12 mishandles argument temporaries in co_await
+    co_await std::move(reader);
+}
+
+template <class Transport>
+net::awaitable<void> websocket_session<Transport>::read_messages(std::shared_ptr<websocket_session> self) {
     // Client events are a few dozen bytes: they are read into a small buffer, and only a message that does
     // not fit in one read is gathered in `message`.
-    //
-    // Where the reader parks: a client that has just connected, subscribed or unsubscribed usually has more
-    // to say at once, so the reader waits in the WebSocket layer's read. After a `ping` the client is quiet
-    // for seconds; when the WebSocket layer then holds no unread byte, the reader waits for the socket to
-    // become readable instead, which costs a fraction of the memory of a parked WebSocket read (an idle
-    // connection spends its life there) at one system call per ping.
     std::array<char, 128> chunk;
     std::string message;
-    bool quiet = false; // nothing read is left unread, and the client is not expected to speak soon
-    beast::error_code end_ec;
     for (;;) {
-        if constexpr (frame_stream<Transport>::plain_socket) {
-            if (quiet) {
-                auto const [wait_ec] = co_await frames_.async_wait_readable(use_nothrow_sized());
-                if (wait_ec) {
-                    end_ec = wait_ec;
-                    break;
-                }
-            }
-        }
         auto const [ec, size] = co_await ws_.async_read_some(net::buffer(chunk), use_nothrow);
-        if (ec) {
-            end_ec = ec;
-            break;
-        }
-        quiet = false;
+        if (ec) co_return finish(ec);
         std::string_view text(chunk.data(), size);
         if (!ws_.is_message_done() || !message.empty()) {
             message.append(text);
@@ -242,10 +233,30 @@ websocket_session<Transport>::run_impl(std::shared_ptr<websocket_session> self,
             text = message;
         }
         bool const nothing_unread = frames_.message_taken();
-        quiet = on_message(text) == protocol::client_event_type::ping && nothing_unread;
+        on_message(text);
         if (!message.empty()) std::string().swap(message);
+        // Between messages, with nothing read left unread, this coroutine ends: a quiet client (an idle
+        // subscriber spends its life between pings) costs no coroutine and no parked WebSocket read, only
+        // the read-ahead that starts the next reader. While closing it reads on, to the closing handshake.
+        if constexpr (frame_stream<Transport>::plain_socket)
+            if (nothing_unread && !closing_) co_return wait_quietly(std::move(self));
     }
-    finish(end_ec);
+}
+
+template <class Transport>
+void websocket_session<Transport>::wait_quietly(std::shared_ptr<websocket_session> self) {
+    reading_ = false;
+    frames_.async_read_ahead([self = std::move(self)](beast::error_code ec) mutable {
+        auto& session = *self;
+        // A close began meanwhile: the WebSocket layer reads from here on (what this wait took first), and
+        // the close's own completion ends the session.
+        if (session.closing_) return;
+        if (ec) return session.finish(ec);
+        session.reading_ = true;
+        auto const executor = session.ws_.get_executor();
+        auto reader = session.read_messages(std::move(self));
+        net::co_spawn(executor, std::move(reader), log_and_contain{"websocket_session"});
+    });
 }
 
 template <class Transport>
@@ -268,6 +279,7 @@ std::optional<protocol::client_event_type> websocket_session<Transport>::on_mess
 
 template <class Transport>
 void websocket_session<Transport>::finish(beast::error_code ec) {
+    if (ended_) return; // a reader, a close's completion or its deadline: whichever comes first
     ended_ = true;
     shard_.connections.remove(*this);
     if (close_deadline_) close_deadline_->cancel();
@@ -357,16 +369,23 @@ void websocket_session<Transport>::close(std::uint16_t code, std::string_view re
     shard_.connections.begin_close(*this);
     // Frames not yet on the wire would only delay the close frame.
     frames_.drop_unsent();
+    // A quiet connection has no reader: the close reads the client's answer itself, and ends the session.
+    if constexpr (frame_stream<Transport>::plain_socket)
+        if (!reading_) frames_.cancel_read_ahead();
     // Beast may already be closing on its own (it answers bad UTF-8 with 1007, oversize with 1009, protocol
     // violations with 1002); then only the deadline below is needed.
     if (ws_.is_open())
         ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
-                        [self = this->shared_from_this()](beast::error_code) {});
+                        [self = this->shared_from_this()](beast::error_code ec) {
+                            if (!self->reading_) self->finish(ec);
+                        });
     // A peer that never answers the close (or never reads) is dropped after the handshake timeout.
     close_deadline_ = std::make_unique<net::steady_timer>(ws_.get_executor());
     close_deadline_->expires_after(shard_.server.cfg.handshake_timeout);
     close_deadline_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
-        if (!ec) self->abort();
+        if (ec) return;
+        self->abort();
+        if (!self->reading_) self->finish(net::error::timed_out);
     });
 }
 

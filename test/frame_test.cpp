@@ -816,7 +816,7 @@ BOOST_AUTO_TEST_CASE(a_write_to_a_reset_peer_fails_the_stream_for_good) {
     pair.client.set_option(net::socket_base::linger(true, 0));
     pair.client.close(); // RST
     outcome<beast::error_code> readable;
-    pair.frames->async_wait_readable(readable.handler());
+    pair.frames->async_read_ahead(readable.handler());
     wait_for(pair.ctx, readable); // the reset has arrived
 
     pair.frames->send(make_text_frame(numbered_payload(0, 100)));
@@ -996,9 +996,15 @@ struct websocket_pair {
 /** A masked client text frame (a zero key: the payload goes as is), with FIN. */
 std::string client_text(std::string_view payload) {
     std::string frame;
-    BOOST_REQUIRE(payload.size() < 126);
+    BOOST_REQUIRE(payload.size() < 65536);
     frame += static_cast<char>(0x81);
-    frame += static_cast<char>(0x80 | payload.size());
+    if (payload.size() < 126) {
+        frame += static_cast<char>(0x80 | payload.size());
+    } else {
+        frame += static_cast<char>(0x80 | 126);
+        frame += static_cast<char>(payload.size() >> 8);
+        frame += static_cast<char>(payload.size() & 0xff);
+    }
     frame.append(4, '\0');
     frame += payload;
     return frame;
@@ -1042,21 +1048,41 @@ BOOST_AUTO_TEST_CASE(message_taken_is_true_only_when_the_websocket_layer_holds_n
     BOOST_TEST(!pair.server->frames.message_taken());
 }
 
-BOOST_AUTO_TEST_CASE(async_wait_readable_completes_when_the_client_speaks) {
+BOOST_AUTO_TEST_CASE(a_read_ahead_waits_for_the_client_and_hands_its_bytes_to_the_next_read) {
     websocket_pair pair;
     pair.client_writes_raw(client_text("one"));
     pair.until_server_holds(9);
     BOOST_TEST(pair.server_reads() == "one");
     BOOST_TEST_REQUIRE(pair.server->frames.message_taken());
 
-    outcome<beast::error_code> readable;
-    pair.server->frames.async_wait_readable(readable.handler());
+    outcome<beast::error_code> ahead;
+    pair.server->frames.async_read_ahead(ahead.handler());
     pair.ctx.restart();
     pair.ctx.run_for(20ms); // an event that must not come: give it a moment
-    BOOST_TEST(!readable.done());
+    BOOST_TEST(!ahead.done());
     pair.client_writes_raw(client_text("two"));
-    BOOST_TEST(!std::get<0>(wait_for(pair.ctx, readable)));
-    BOOST_TEST(pair.server_reads() == "two");
+    BOOST_TEST(!std::get<0>(wait_for(pair.ctx, ahead)));
+    BOOST_TEST(pair.server_reads() == "two", "the WebSocket layer reads what the read-ahead took");
+    BOOST_TEST(pair.server->frames.message_taken());
+
+    // A message longer than the read-ahead's buffer: the rest comes from the socket.
+    std::string const long_text(300, 'w');
+    outcome<beast::error_code> again;
+    pair.server->frames.async_read_ahead(again.handler());
+    pair.client_writes_raw(client_text(long_text));
+    BOOST_TEST(!std::get<0>(wait_for(pair.ctx, again)));
+    BOOST_TEST(pair.server_reads() == long_text);
+    BOOST_TEST(pair.server->frames.message_taken());
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_read_ahead_leaves_the_client_s_bytes_to_the_websocket_layer) {
+    websocket_pair pair;
+    outcome<beast::error_code> ahead;
+    pair.server->frames.async_read_ahead(ahead.handler());
+    pair.server->frames.cancel_read_ahead();
+    BOOST_TEST(std::get<0>(wait_for(pair.ctx, ahead)) == beast::error_code(net::error::operation_aborted));
+    pair.client_writes_raw(client_text("after"));
+    BOOST_TEST(pair.server_reads() == "after");
     BOOST_TEST(pair.server->frames.message_taken());
 }
 
