@@ -510,6 +510,41 @@ BOOST_AUTO_TEST_CASE(a_silent_client_is_evicted_with_4000_while_a_pinging_one_su
     });
 }
 
+// Between messages a connection has no reader (the quiet reader): a close must still end it, whether or not
+// the client answers.
+BOOST_AUTO_TEST_CASE(a_quiet_client_that_never_answers_the_close_is_dropped_after_the_handshake_timeout) {
+    auto cfg = fast_config();
+    cfg.ping_timeout = 300ms;
+    cfg.handshake_timeout = 500ms;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto mute = co_await ws_client::open(srv.port());
+        co_await mute.connect_and_subscribe(); // then neither reads nor writes: no ping, no close answer
+        auto const started = std::chrono::steady_clock::now();
+        BOOST_TEST(co_await eventually([&] { return srv.pools().live() == 0u; }, 3s),
+                   "evicted (4000) after 300 ms, then dropped 500 ms later for not answering");
+        BOOST_TEST((std::chrono::steady_clock::now() - started >= 500ms));
+        BOOST_TEST(srv.stats().evictions_for(eviction_reason::ping_timeout) == 1u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_quiet_client_speaks_again_and_is_served) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        co_await client.connect_and_subscribe();
+        for (int i = 0; i < 3; ++i) { // each time the reader has ended, and the read-ahead starts another
+            co_await pause(50ms);
+            co_await client.send_event(event::subscribe);
+            co_await client.read_until(event::subscribe_confirmation);
+        }
+        co_await publish(srv, "Still listening.");
+        BOOST_TEST(payload_string(co_await client.read_until(event::wisdom_distribution), "message") ==
+                   "Still listening.");
+        co_await client.send_event(event::disconnect);
+        auto const closed = co_await client.read_close();
+        BOOST_TEST(closed.code == close_code::normal);
+    });
+}
+
 BOOST_AUTO_TEST_CASE(a_client_that_never_sends_connect_is_evicted_too) {
     auto cfg = fast_config();
     cfg.ping_timeout = 200ms;
