@@ -43,7 +43,10 @@ std::optional<client_event> parse_compact_event(std::string_view text) {
     constexpr std::string_view type_prefix = R"({"type":")";
     constexpr std::string_view id_prefix = R"(","payload":{"id":")";
     constexpr std::string_view suffix = R"("}})";
-    if (!text.starts_with(type_prefix) || !text.ends_with(suffix)) return std::nullopt;
+    // The prefix and the suffix must not overlap (`{"type":"}}` has both).
+    if (text.size() < type_prefix.size() + suffix.size() || !text.starts_with(type_prefix) ||
+        !text.ends_with(suffix))
+        return std::nullopt;
     text.remove_prefix(type_prefix.size());
     text.remove_suffix(suffix.size());
     auto const split = text.find(id_prefix);

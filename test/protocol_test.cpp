@@ -51,6 +51,8 @@ BOOST_AUTO_TEST_CASE(the_compact_form_and_every_other_spelling_of_an_event_parse
         BOOST_TEST(event->id == id, text);
     }
     BOOST_TEST((parse_error_of(R"({"type":"PING","payload":{"id":"x"}})") == error_code::unknown_type));
+    BOOST_TEST((parse_error_of(R"({"type":"}})") == error_code::bad_message),
+               "the compact form's ends overlap");
     BOOST_TEST((parse_error_of(R"({"type":"ping","payload":{"id":"a"b"}})") == error_code::bad_message));
     BOOST_TEST((parse_error_of(R"({"type":"ping","payload":{"id":"x"}}})") == error_code::bad_message));
     BOOST_TEST(
