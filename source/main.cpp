@@ -77,9 +77,14 @@ int main(int argc, char* argv[]) {
     // The main thread runs the first event loop; with --cpu-affinity it keeps the first allowed CPU and the
     // server's threads (placed by start(), which also read the whole set) the others. Placed after start(),
     // so the threads it made did not inherit this placement.
+    // Logged once placed: whoever reads the threads' placement after "listening" waits for this line.
     if (affinity)
-        if (auto const cpu = cpu_for_thread(0, threads, cpus); cpu && !pin_thread(*cpu))
-            log_warn("cpu_affinity_failed", kv("thread", 0), kv("cpu", *cpu));
+        if (auto const cpu = cpu_for_thread(0, threads, cpus)) {
+            if (pin_thread(*cpu))
+                log_info("cpu_affinity", kv("thread", 0), kv("cpu", *cpu));
+            else
+                log_warn("cpu_affinity_failed", kv("thread", 0), kv("cpu", *cpu));
+        }
 
     // The first SIGINT/SIGTERM shuts down gracefully; a second one stops at once.
     bool stopping = false;

@@ -207,6 +207,8 @@ BOOST_AUTO_TEST_CASE(two_threads_keep_a_cpu_each) {
     auto const allowed = allowed_cpus();
     child_process server({binary, "--host", "127.0.0.1", "--port", "0", "--threads", "2"});
     wait_until_listening(server);
+    // The main thread is placed after "listening" (start() has made the other thread by then).
+    if (allowed.size() >= 2) BOOST_REQUIRE(server.wait_for_line("cpu_affinity", 5s));
     std::vector<std::string> placements;
     for (auto const& task :
          std::filesystem::directory_iterator("/proc/" + std::to_string(server.pid()) + "/task")) {
