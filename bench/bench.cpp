@@ -222,6 +222,7 @@ struct report {
 struct tally {
     std::atomic<std::uint64_t> joined{0};
     std::atomic<std::uint64_t> ended{0};
+    std::atomic<std::uint64_t> left{0};      // ended after joining
     std::atomic<std::uint64_t> in_flight{0}; // started, not yet joined (or ended without joining)
     std::atomic<std::uint64_t> wisdom{0};    // idle only: there should be none
     std::array<std::atomic<std::uint64_t>, session_status_count> by_status{};
@@ -406,7 +407,10 @@ net::awaitable<void> bench::connect_subscribers(subscriber_set& set, bool kernel
         auto session = std::make_shared<client_session>(executor, std::move(options), std::move(h));
         set.sessions.push_back(session);
         spawn_session(executor, std::move(session), [counts](session_report const& r) {
-            if (r.joined == steady_clock::time_point{}) --counts->in_flight;
+            if (r.joined == steady_clock::time_point{})
+                --counts->in_flight;
+            else
+                ++counts->left;
             counts->record(r);
             counts->ended.fetch_add(1, std::memory_order_release);
         });
@@ -505,7 +509,7 @@ net::awaitable<void> bench::run_fanout(report& out) {
 
     // One interval of settling, so the window starts with every subscriber in place for whole ticks.
     co_await pause(opt_.interval);
-    auto const present = subs.counts->joined.load() - subs.counts->ended.load();
+    auto const present = subs.counts->joined.load() - subs.counts->left.load();
     auto const start = sample();
     progress("window: " + wolf::format_duration(opt_.duration) + " with " + std::to_string(present) +
              " subscribers");
@@ -743,7 +747,7 @@ net::awaitable<void> bench::run_idle(report& out) {
     progress("holding " + wolf::format_duration(opt_.duration));
     co_await pause(opt_.duration);
     auto const held = sample();
-    auto const present = subs.counts->joined.load() - subs.counts->ended.load();
+    auto const present = subs.counts->joined.load() - subs.counts->left.load();
     auto const failed_while_held = subs.counts->failed();
     co_await leave(subs, out);
     describe_subscribers(subs, out);
