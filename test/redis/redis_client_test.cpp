@@ -8,9 +8,12 @@
 #include "support/test_server.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/test/unit_test.hpp>
 #include <variant>
+#include <vector>
 
 using namespace wolf;
 using namespace wolf::test;
@@ -168,11 +171,34 @@ BOOST_AUTO_TEST_CASE(the_password_and_database_come_from_the_url) {
     });
 }
 
+// "127.1" is not an address to make_address (inet_pton) but getaddrinfo reads it as 127.0.0.1 without
+// /etc/hosts, so it always takes the resolver's path; "localhost" too where the machine knows the name (a
+// minimal Debian root has no /etc/hosts).
+namespace {
+bool resolves(std::string const& host) {
+    net::io_context ioc;
+    net::ip::tcp::resolver resolver(ioc);
+    boost::system::error_code ec;
+    auto const results = resolver.resolve(host, "0", ec);
+    return !ec && !results.empty();
+}
+} // namespace
+
 BOOST_AUTO_TEST_CASE(a_host_name_is_resolved_without_blocking) {
     redis_server redis;
+    std::vector<std::string> names{"127.1"};
+    if (resolves("localhost"))
+        names.push_back("localhost");
+    else
+        BOOST_TEST_MESSAGE("localhost does not resolve here: only 127.1 goes through the resolver");
+    boost::system::error_code ec;
+    net::ip::make_address("127.1", ec);
+    BOOST_TEST(ec.failed(), "127.1 must not be an address literal to Asio");
     run_coro([&]() -> net::awaitable<void> {
-        auto client = co_await connected_client("redis://localhost:" + std::to_string(redis.port()));
-        BOOST_TEST((co_await run(*client, "PING")).text == "PONG");
+        for (auto const& name : names) {
+            auto client = co_await connected_client("redis://" + name + ":" + std::to_string(redis.port()));
+            BOOST_TEST((co_await run(*client, "PING")).text == "PONG", name);
+        }
 
         redis_client unknown(co_await net::this_coro::executor, timeout);
         auto const failure = co_await unknown.connect(endpoint("redis://no-such-host.invalid:6379"));
