@@ -19,8 +19,7 @@ COPY test test
 # Only the server and the unit tests: the integration suites need loopback peers and a browser, and
 # run in scripts/test instead.
 RUN cmake --preset release -DWOLF_BUILD_BENCH=OFF \
-    && cmake --build --preset release --target wolf-wisdom protocol_test config_test quote_deck_test registry_test \
-        logger_test metrics_test \
+    && cmake --build --preset release --target wolf-wisdom unit_tests \
     && ctest --preset release -L unit
 
 # Runtime stage: the binary, the two Boost libraries, OpenSSL and hiredis it links, and a non-root user.
