@@ -148,8 +148,9 @@ public:
     using executor_type = typename NextLayer::executor_type;
     using next_layer_type = NextLayer;
 
-    /** True on a plain socket: frames are written in place, and the reader may wait for readability
-     * (message_taken, async_read_ahead). Under TLS the TLS layer does both. */
+    /** True on a plain socket: frames are written in place, and the reader may end between messages while
+     * a read-ahead waits for the client (message_taken, async_read_ahead). Under TLS the TLS layer owns
+     * the bytes, so neither applies. */
     static constexpr bool plain_socket = std::is_same_v<NextLayer, net::ip::tcp::socket>;
 
     template <class... Args>
