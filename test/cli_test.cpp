@@ -210,13 +210,8 @@ BOOST_AUTO_TEST_CASE(two_threads_keep_a_cpu_each) {
     // The main thread is placed after "listening" (start() has made the other thread by then).
     if (allowed.size() >= 2) BOOST_REQUIRE(server.wait_for_line("cpu_affinity", 5s));
     std::vector<std::string> placements;
-    for (auto const& task :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(server.pid()) + "/task")) {
-        std::ifstream status(task.path() / "status");
-        for (std::string line; std::getline(status, line);)
-            if (line.starts_with("Cpus_allowed_list:"))
-                placements.push_back(line.substr(line.find_last_of(" \t") + 1));
-    }
+    for (auto const& [tid, cpus] : cpus_of_threads(std::to_string(server.pid())))
+        placements.push_back(cpus);
     BOOST_REQUIRE(placements.size() == 2u);
     if (allowed.size() >= 2) {
         std::set<std::string> const expected{std::to_string(allowed[0]), std::to_string(allowed[1])};

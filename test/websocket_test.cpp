@@ -3,6 +3,7 @@
 #include "broadcaster.hpp"
 #include "cpu_affinity.hpp"
 #include "protocol.hpp"
+#include "support/child_process.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
 
@@ -12,9 +13,6 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
-#include <filesystem>
-#include <fstream>
-#include <map>
 #include <optional>
 #include <set>
 
@@ -737,18 +735,6 @@ BOOST_AUTO_TEST_CASE(shutdown_closes_every_thread_s_connections_with_1001) {
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(threads_placement)
-
-/** The CPUs each thread of this process may run on, by thread id, from /proc/self/task/<tid>/status. */
-std::map<std::string, std::string> cpus_of_threads() {
-    std::map<std::string, std::string> result;
-    for (auto const& task : std::filesystem::directory_iterator("/proc/self/task")) {
-        std::ifstream status(task.path() / "status");
-        for (std::string line; std::getline(status, line);)
-            if (line.starts_with("Cpus_allowed_list:"))
-                result[task.path().filename()] = line.substr(line.find_last_of(" \t") + 1);
-    }
-    return result;
-}
 
 BOOST_AUTO_TEST_CASE(with_cpu_affinity_the_server_s_thread_keeps_a_cpu_of_its_own) {
     auto const allowed = allowed_cpus();

@@ -4,6 +4,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
+#include <filesystem>
+#include <fstream>
 #include <poll.h>
 #include <stdexcept>
 #include <sys/wait.h>
@@ -126,6 +128,17 @@ std::string find_program(std::string_view name) {
         if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     }
     return {};
+}
+
+std::map<std::string, std::string> cpus_of_threads(std::string const& pid) {
+    std::map<std::string, std::string> result;
+    for (auto const& task : std::filesystem::directory_iterator("/proc/" + pid + "/task")) {
+        std::ifstream status(task.path() / "status");
+        for (std::string line; std::getline(status, line);)
+            if (line.starts_with("Cpus_allowed_list:"))
+                result[task.path().filename()] = line.substr(line.find_last_of(" \t") + 1);
+    }
+    return result;
 }
 
 } // namespace wolf::test

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,5 +54,9 @@ command_result run_command(std::vector<std::string> const& argv,
 
 /** The absolute path of `name` in one of the directories of $PATH, or empty if it is in none. */
 std::string find_program(std::string_view name);
+
+/** The CPUs each thread of process `pid` ("self" for this one) may run on, by thread id: the
+ * Cpus_allowed_list of /proc/<pid>/task/<tid>/status, e.g. "0-1" or "1". */
+std::map<std::string, std::string> cpus_of_threads(std::string const& pid = "self");
 
 } // namespace wolf::test
