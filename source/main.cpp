@@ -61,8 +61,6 @@ int main(int argc, char* argv[]) {
     auto const host = cfg.host;
     auto const port = cfg.port;
     auto const affinity = cfg.cpu_affinity;
-    auto const threads = thread_count(cfg);
-    auto const cpus = allowed_cpus(); // before this thread is placed: it is the whole set the process may use
     server srv(ioc.get_executor(), std::move(cfg), std::get<asset_store>(std::move(assets)),
                quote_deck(std::get<std::vector<std::string>>(std::move(quotes))), tls ? &*tls : nullptr);
     // Installed before the server announces itself, so a signal sent as soon as it listens is handled.
@@ -75,11 +73,11 @@ int main(int argc, char* argv[]) {
         return fail(1, "cannot listen on " + host + ":" + std::to_string(port) + ": " + e.code().message());
     }
     // The main thread runs the first event loop; with --cpu-affinity it keeps the first allowed CPU and the
-    // server's threads (placed by start(), which also read the whole set) the others. Placed after start(),
-    // so the threads it made did not inherit this placement.
+    // server's threads (placed by start()) the others. Placed after start(), so the threads it made did not
+    // inherit this placement; until here this thread's set is the whole one the process may use.
     // Logged once placed: whoever reads the threads' placement after "listening" waits for this line.
     if (affinity)
-        if (auto const cpu = cpu_for_thread(0, threads, cpus)) {
+        if (auto const cpu = cpu_for_thread(0, srv.threads(), allowed_cpus())) {
             if (pin_thread(*cpu))
                 log_info("cpu_affinity", kv("thread", 0), kv("cpu", *cpu));
             else

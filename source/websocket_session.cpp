@@ -369,9 +369,9 @@ void websocket_session<Transport>::close(std::uint16_t code, std::string_view re
     shard_.connections.begin_close(*this);
     // Frames not yet on the wire would only delay the close frame.
     frames_.drop_unsent();
-    // A quiet connection has no reader: the close reads the client's answer itself, and ends the session.
-    if constexpr (frame_stream<Transport>::plain_socket)
-        if (!reading_) frames_.cancel_read_ahead();
+    // A quiet connection has no reader: the close reads the client's answer itself, and ends the session
+    // (a read-ahead is pending only then).
+    if constexpr (frame_stream<Transport>::plain_socket) frames_.cancel_read_ahead();
     // Beast may already be closing on its own (it answers bad UTF-8 with 1007, oversize with 1009, protocol
     // violations with 1002); then only the deadline below is needed.
     if (ws_.is_open())
