@@ -43,11 +43,22 @@ std::span<unsigned char const> as_bytes(std::string_view text) {
     return {reinterpret_cast<unsigned char const*>(text.data()), text.size()};
 }
 
-/** A seed from `name` in the environment (to repeat a failing run), else a fresh one. */
-std::uint32_t seed_from_environment(char const* name) {
-    char const* text = std::getenv(name);
-    return text && *text ? static_cast<std::uint32_t>(std::strtoul(text, nullptr, 10))
-                         : std::random_device{}();
+/**
+ * Runs `test(random)` for `runs` consecutive seeds, each in a context that names it. The first seed is
+ * WOLF_FRAME_SEED from the environment (to repeat a failing run), else a fresh one.
+ */
+template <class Test>
+void for_each_seed(std::uint32_t runs, Test test) {
+    char const* text = std::getenv("WOLF_FRAME_SEED");
+    auto const base_seed =
+        text && *text ? static_cast<std::uint32_t>(std::strtoul(text, nullptr, 10)) : std::random_device{}();
+    for (std::uint32_t run = 0; run < runs; ++run) {
+        auto const seed = base_seed + run;
+        BOOST_TEST_CONTEXT("seed " << seed << " (WOLF_FRAME_SEED=" << base_seed << " repeats this test)") {
+            std::mt19937 random(seed);
+            test(random);
+        }
+    }
 }
 
 /** `size` bytes that name their frame ("#17:" then letters), so a frame cut short or out of place shows. */
@@ -403,50 +414,44 @@ client_stream make_client_stream(std::mt19937& random, int messages) {
 } // namespace
 
 BOOST_AUTO_TEST_CASE(message_taken_is_true_exactly_when_no_byte_after_the_message_was_observed) {
-    auto const base_seed = seed_from_environment("WOLF_FRAME_SEED");
-    for (std::uint32_t run = 0; run < 30; ++run) {
-        auto const seed = base_seed + run;
-        BOOST_TEST_CONTEXT("seed " << seed << " (WOLF_FRAME_SEED=" << base_seed << " repeats this test)") {
-            std::mt19937 random(seed);
-            auto const stream = make_client_stream(random, 100);
-            frame_boundaries boundaries;
-            std::size_t observed = 0;
-            std::size_t taken = 0;
-            bool mismatch = false;
-            // The reader takes each whole message some time after its last byte was read, maybe later.
-            auto take = [&](bool all) {
-                while (!mismatch && taken < stream.message_ends.size() &&
-                       stream.message_ends[taken] <= observed && (all || random() % 3 != 0)) {
-                    bool const expected = stream.message_ends[taken] == observed;
-                    bool const got = boundaries.message_taken();
-                    BOOST_TEST(got == expected, "message " << taken << " ending at "
-                                                           << stream.message_ends[taken] << " taken with "
-                                                           << observed << " bytes observed");
-                    mismatch = got != expected;
-                    ++taken;
-                }
-            };
-            while (observed < stream.bytes.size() && !mismatch) {
-                auto const left = stream.bytes.size() - observed;
-                std::size_t size = 0;
-                auto const roll = random() % 10;
-                if (roll < 3 && taken < stream.message_ends.size() && stream.message_ends[taken] > observed)
-                    size = stream.message_ends[taken] - observed; // a read that ends where a message ends
-                else if (roll < 5)
-                    size = 1 + random() % 16;
-                else if (roll < 8)
-                    size = 1 + random() % 4096;
-                else
-                    size = 1 + random() % 100'000;
-                size = std::min(size, left);
-                boundaries.observe(as_bytes(std::string_view(stream.bytes).substr(observed, size)));
-                observed += size;
-                take(false);
+    for_each_seed(30, [&](std::mt19937& random) {
+        auto const stream = make_client_stream(random, 100);
+        frame_boundaries boundaries;
+        std::size_t observed = 0;
+        std::size_t taken = 0;
+        bool mismatch = false;
+        // The reader takes each whole message some time after its last byte was read, maybe later.
+        auto take = [&](bool all) {
+            while (!mismatch && taken < stream.message_ends.size() &&
+                   stream.message_ends[taken] <= observed && (all || random() % 3 != 0)) {
+                bool const expected = stream.message_ends[taken] == observed;
+                bool const got = boundaries.message_taken();
+                BOOST_TEST(got == expected, "message " << taken << " ending at " << stream.message_ends[taken]
+                                                       << " taken with " << observed << " bytes observed");
+                mismatch = got != expected;
+                ++taken;
             }
-            take(true);
-            BOOST_TEST(taken == stream.message_ends.size());
+        };
+        while (observed < stream.bytes.size() && !mismatch) {
+            auto const left = stream.bytes.size() - observed;
+            std::size_t size = 0;
+            auto const roll = random() % 10;
+            if (roll < 3 && taken < stream.message_ends.size() && stream.message_ends[taken] > observed)
+                size = stream.message_ends[taken] - observed; // a read that ends where a message ends
+            else if (roll < 5)
+                size = 1 + random() % 16;
+            else if (roll < 8)
+                size = 1 + random() % 4096;
+            else
+                size = 1 + random() % 100'000;
+            size = std::min(size, left);
+            boundaries.observe(as_bytes(std::string_view(stream.bytes).substr(observed, size)));
+            observed += size;
+            take(false);
         }
-    }
+        take(true);
+        BOOST_TEST(taken == stream.message_ends.size());
+    });
 }
 
 BOOST_AUTO_TEST_CASE(a_header_split_byte_by_byte_is_followed) {
@@ -556,62 +561,56 @@ BOOST_AUTO_TEST_CASE(a_silence_longer_than_2_to_the_32_ms_ends_a_burst) {
 }
 
 BOOST_AUTO_TEST_CASE(over_limit_agrees_with_a_naive_model_on_random_arrivals) {
-    auto const base_seed = seed_from_environment("WOLF_FRAME_SEED");
-    for (std::uint32_t run = 0; run < 40; ++run) {
-        auto const seed = base_seed + run;
-        BOOST_TEST_CONTEXT("seed " << seed << " (WOLF_FRAME_SEED=" << base_seed << " repeats this test)") {
-            std::mt19937 random(seed);
-            message_rate rate;
-            naive_rate model;
-            // Start anywhere, near the 32-bit millisecond wrap included.
-            std::uint64_t now =
-                random() % 2 == 0 ? (std::uint64_t{1} << 32) - random() % 5000 : std::uint64_t{random()} << 4;
-            // Phases of 10 to 80 arrivals: bursts, a steady 50 a second, gaps on the edge of the window,
-            // long silences; now and then one very long silence, after a burst as likely as anywhere.
-            enum phase_kind { burst, steady, edge, sparse } phase = burst;
-            int phase_left = 0;
-            std::deque<std::uint64_t> recent_gaps;
-            for (int i = 0; i < 3000; ++i) {
-                if (phase_left-- == 0) {
-                    phase = static_cast<phase_kind>(random() % 4);
-                    phase_left = 10 + static_cast<int>(random() % 71);
-                }
-                std::uint64_t gap = 0;
-                if (random() % 100 == 0) {
-                    gap = (std::uint64_t{1} << 32) + random() % 1500; // past the 32-bit millisecond range
-                } else {
-                    switch (phase) {
-                    case burst:
-                        gap = random() % 25;
-                        break;
-                    case steady:
-                        gap = 19 + random() % 3;
-                        break;
-                    case edge: {
-                        static constexpr std::uint64_t edges[] = {0, 0, 0, 999, 1000, 1001, 20};
-                        gap = edges[random() % std::size(edges)];
-                        break;
-                    }
-                    case sparse:
-                        gap = random() % 2 == 0 ? 65'536 + random() % 100'000 : 500 + random() % 1000;
-                        break;
-                    }
-                }
-                now += gap;
-                recent_gaps.push_back(gap);
-                if (recent_gaps.size() > protocol::rate_limit_messages) recent_gaps.pop_front();
-                bool const expected = model.over_limit(now);
-                bool const got = rate.over_limit(at(now));
-                bool const wide_gap = std::any_of(recent_gaps.begin(), recent_gaps.end(),
-                                                  [](std::uint64_t g) { return g >> 32 != 0; });
-                BOOST_TEST(got == expected, "arrival "
-                                                << i << " at " << now << " ms, " << gap
-                                                << " ms after the last; a gap of 2^32 ms or more among "
-                                                << "the last 50: " << (wide_gap ? "yes" : "no"));
-                if (got != expected) break;
+    for_each_seed(40, [&](std::mt19937& random) {
+        message_rate rate;
+        naive_rate model;
+        // Start anywhere, near the 32-bit millisecond wrap included.
+        std::uint64_t now =
+            random() % 2 == 0 ? (std::uint64_t{1} << 32) - random() % 5000 : std::uint64_t{random()} << 4;
+        // Phases of 10 to 80 arrivals: bursts, a steady 50 a second, gaps on the edge of the window,
+        // long silences; now and then one very long silence, after a burst as likely as anywhere.
+        enum phase_kind { burst, steady, edge, sparse } phase = burst;
+        int phase_left = 0;
+        std::deque<std::uint64_t> recent_gaps;
+        for (int i = 0; i < 3000; ++i) {
+            if (phase_left-- == 0) {
+                phase = static_cast<phase_kind>(random() % 4);
+                phase_left = 10 + static_cast<int>(random() % 71);
             }
+            std::uint64_t gap = 0;
+            if (random() % 100 == 0) {
+                gap = (std::uint64_t{1} << 32) + random() % 1500; // past the 32-bit millisecond range
+            } else {
+                switch (phase) {
+                case burst:
+                    gap = random() % 25;
+                    break;
+                case steady:
+                    gap = 19 + random() % 3;
+                    break;
+                case edge: {
+                    static constexpr std::uint64_t edges[] = {0, 0, 0, 999, 1000, 1001, 20};
+                    gap = edges[random() % std::size(edges)];
+                    break;
+                }
+                case sparse:
+                    gap = random() % 2 == 0 ? 65'536 + random() % 100'000 : 500 + random() % 1000;
+                    break;
+                }
+            }
+            now += gap;
+            recent_gaps.push_back(gap);
+            if (recent_gaps.size() > protocol::rate_limit_messages) recent_gaps.pop_front();
+            bool const expected = model.over_limit(now);
+            bool const got = rate.over_limit(at(now));
+            bool const wide_gap = std::any_of(recent_gaps.begin(), recent_gaps.end(),
+                                              [](std::uint64_t g) { return g >> 32 != 0; });
+            BOOST_TEST(got == expected, "arrival " << i << " at " << now << " ms, " << gap
+                                                   << " ms after the last; a gap of 2^32 ms or more among "
+                                                   << "the last 50: " << (wide_gap ? "yes" : "no"));
+            if (got != expected) break;
         }
-    }
+    });
 }
 
 BOOST_AUTO_TEST_SUITE_END()
