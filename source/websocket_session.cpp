@@ -133,13 +133,12 @@ private:
      * (plain socket) when the client falls quiet, and a read-ahead starts the next one. */
     net::awaitable<void> read_messages(std::shared_ptr<websocket_session> self);
     void wait_quietly(std::shared_ptr<websocket_session> self);
-    /** Applies a whole message; returns the event type if it was applied. */
-    std::optional<protocol::client_event_type> on_message(std::string_view text);
+    /** Applies a whole message. */
+    void on_message(std::string_view text);
     void finish(beast::error_code ec);
     void reply(shared_frame const& frame);
 
-    std::optional<protocol::client_event_type> handle_message(std::string_view text,
-                                                              steady_clock::time_point now);
+    void handle_message(std::string_view text, steady_clock::time_point now);
     void reply_error(protocol::protocol_error const& error);
     void evict(eviction_reason reason, std::uint16_t code, std::string_view text);
     void log_end(beast::error_code ec);
@@ -260,21 +259,17 @@ void websocket_session<Transport>::wait_quietly(std::shared_ptr<websocket_sessio
 }
 
 template <class Transport>
-std::optional<protocol::client_event_type> websocket_session<Transport>::on_message(std::string_view text) {
+void websocket_session<Transport>::on_message(std::string_view text) {
     // After a close begins, what the client still sends is read (to finish the handshake) and ignored.
-    if (closing_) return std::nullopt;
+    if (closing_) return;
     auto const now = steady_clock::now();
-    if (rate_.over_limit(now)) {
-        evict(eviction_reason::rate_limit, protocol::close_code::policy_violation,
-              protocol::close_reason::rate_limit);
-        return std::nullopt;
-    }
-    if (!ws_.got_text()) {
-        evict(eviction_reason::binary, protocol::close_code::unsupported_data,
-              protocol::close_reason::binary);
-        return std::nullopt;
-    }
-    return handle_message(text, now);
+    if (rate_.over_limit(now))
+        return evict(eviction_reason::rate_limit, protocol::close_code::policy_violation,
+                     protocol::close_reason::rate_limit);
+    if (!ws_.got_text())
+        return evict(eviction_reason::binary, protocol::close_code::unsupported_data,
+                     protocol::close_reason::binary);
+    handle_message(text, now);
 }
 
 template <class Transport>
@@ -292,20 +287,14 @@ void websocket_session<Transport>::finish(beast::error_code ec) {
 }
 
 template <class Transport>
-std::optional<protocol::client_event_type>
-websocket_session<Transport>::handle_message(std::string_view text, steady_clock::time_point now) {
+void websocket_session<Transport>::handle_message(std::string_view text, steady_clock::time_point now) {
     auto parsed = protocol::parse_client_event(text);
-    if (auto const* error = std::get_if<protocol::protocol_error>(&parsed)) {
-        reply_error(*error);
-        return std::nullopt;
-    }
+    if (auto const* error = std::get_if<protocol::protocol_error>(&parsed)) return reply_error(*error);
     auto const& event = std::get<protocol::client_event>(parsed);
 
     auto& connections = shard_.connections;
-    if (auto const error = protocol::check_client_event(event, id(), connections.is_ready(*this))) {
-        reply_error(*error);
-        return std::nullopt;
-    }
+    if (auto const error = protocol::check_client_event(event, id(), connections.is_ready(*this)))
+        return reply_error(*error);
 
     touch(now); // only applied events count as liveness
     switch (event.type) {
@@ -330,7 +319,6 @@ websocket_session<Transport>::handle_message(std::string_view text, steady_clock
         close(protocol::close_code::normal, {});
         break;
     }
-    return event.type;
 }
 
 template <class Transport>
