@@ -16,11 +16,14 @@ COPY cmake cmake
 COPY source source
 COPY assets assets
 COPY test test
-# Only the server and the unit tests: the integration suites need loopback peers and a browser, and
-# run in scripts/test instead.
-RUN cmake --preset release -DWOLF_BUILD_BENCH=OFF \
-    && cmake --build --preset release --target wolf-wisdom unit_tests \
-    && ctest --preset release -L unit
+# A plain (non-developer) configure builds the server alone; the unit tests are asked for. The integration
+# suites need loopback peers and a browser, and run in scripts/test instead. The install tree is what the
+# runtime stage takes.
+RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
+        -DWOLF_BUILD_TESTS=ON \
+    && cmake --build build --target wolf-wisdom unit_tests \
+    && ctest --test-dir build -L unit --output-on-failure \
+    && DESTDIR=/install cmake --install build --prefix /usr/local --strip
 
 # Runtime stage: the binary, the two Boost libraries, OpenSSL and hiredis it links, and a non-root user.
 FROM debian:bookworm-slim
@@ -29,7 +32,7 @@ RUN apt-get update \
         libboost-json1.81.0 libboost-program-options1.81.0 libssl3 libhiredis0.14 \
     && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && useradd --system --no-create-home --shell /usr/sbin/nologin --uid 10001 wolf
-COPY --from=build /src/build/release/wolf-wisdom /usr/local/bin/wolf-wisdom
+COPY --from=build /install/usr/local/ /usr/local/
 USER wolf
 EXPOSE 8000
 # bash's /dev/tcp: no HTTP client needed in the image. Checks the default port; with --tls-cert the port

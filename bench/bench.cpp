@@ -4,12 +4,12 @@
 // from /proc. Several --port values spread the sessions across the nodes of a cluster (--redis), and fanout
 // then reports the spread between nodes too. See bench/README.md.
 
-#include "async.hpp"
 #include "client.hpp"
 #include "config.hpp"
 #include "fanout_ticks.hpp"
 #include "option_values.hpp"
-#include "process_stats.hpp"
+#include "support/async.hpp"
+#include "support/process_stats.hpp"
 #include "worker_pool.hpp"
 
 #include <algorithm>

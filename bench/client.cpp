@@ -1,7 +1,7 @@
 #include "client.hpp"
 
-#include "async.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>

@@ -3,7 +3,7 @@
 // A WebSocket client that speaks the wire contract (docs/protocol.md) from start to end, for the
 // benchmarks: one session per connection, on Asio coroutines, on whatever io_context it is given.
 
-#include "net.hpp"
+#include "support/net.hpp"
 #include "timestamp_socket.hpp"
 
 #include <boost/asio/awaitable.hpp>

@@ -1,6 +1,6 @@
 #include "probe.hpp"
 
-#include "async.hpp"
+#include "support/async.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/core/flat_buffer.hpp>

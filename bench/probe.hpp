@@ -2,7 +2,7 @@
 
 // Reading a running server over HTTP: /healthz and the Prometheus text of /metrics.
 
-#include "net.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>

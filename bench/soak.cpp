@@ -3,12 +3,12 @@
 // descriptors that do not return to the baseline, or as memory that grows from one cycle to the next.
 // See bench/README.md.
 
-#include "async.hpp"
 #include "client.hpp"
 #include "config.hpp"
 #include "option_values.hpp"
 #include "probe.hpp"
-#include "process_stats.hpp"
+#include "support/async.hpp"
+#include "support/process_stats.hpp"
 #include "worker_pool.hpp"
 
 #include <algorithm>

@@ -3,7 +3,7 @@
 // A TCP stream layer for websocket::stream that learns when the kernel received what each read returns
 // (SO_TIMESTAMPNS), so a load generator can time the server's sends rather than its own scheduling.
 
-#include "net.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/compose.hpp>

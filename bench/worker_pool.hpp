@@ -2,7 +2,7 @@
 
 // The client threads of the load generators: one io_context per thread, sessions dealt round robin.
 
-#include "net.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>

@@ -1,8 +1,8 @@
 #include "broadcaster.hpp"
 
-#include "async.hpp"
-#include "logger.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
+#include "support/logger.hpp"
 
 #include <boost/asio/post.hpp>
 #include <chrono>

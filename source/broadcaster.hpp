@@ -2,8 +2,8 @@
 
 #include "frame.hpp"
 #include "metrics.hpp"
-#include "net.hpp"
 #include "registry.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>

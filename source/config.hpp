@@ -1,7 +1,8 @@
 #pragma once
 
-#include "logger.hpp"
-#include "redis_url.hpp"
+#include "cluster/redis_url.hpp"
+#include "support/duration.hpp"
+#include "support/logger.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -11,8 +12,6 @@
 #include <string_view>
 
 namespace wolf {
-
-using duration = std::chrono::milliseconds;
 
 /** Everything the server can be told at startup; defaults are the contract's. */
 struct config {
@@ -43,12 +42,6 @@ struct config {
 
 /** The number of event-loop threads `cfg.threads` asks for: itself, or one per core (at least 1) for 0. */
 std::size_t thread_count(config const& cfg) noexcept;
-
-/** "250ms", "5s", "1.5m", "2h" or a bare number of seconds; nullopt unless well-formed and > 0 ms. */
-std::optional<duration> parse_duration(std::string_view text) noexcept;
-
-/** Renders a duration the way parse_duration reads it ("250ms", "5s", "1m"). */
-std::string format_duration(duration d);
 
 /** The result of reading the command line: either a config to run with, or text to print and an exit code. */
 struct cli_result {

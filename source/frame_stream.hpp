@@ -1,8 +1,8 @@
 #pragma once
 
-#include "async.hpp" // sized_allocator
 #include "frame.hpp"
-#include "net.hpp"
+#include "support/async.hpp" // sized_allocator
+#include "support/net.hpp"
 
 #include <algorithm>
 #include <array>

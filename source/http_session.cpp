@@ -1,10 +1,11 @@
 #include "http_session.hpp"
 
-#include "async.hpp"
-#include "cluster.hpp"
-#include "logger.hpp"
+#include "cluster/cluster.hpp"
 #include "metrics.hpp"
+#include "support/async.hpp"
+#include "support/logger.hpp"
 #include "tls.hpp"
+#include "version.hpp"
 #include "websocket_session.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -199,7 +200,10 @@ http::message_generator handle_request(http::request<http::string_body> const& r
         res.set(http::field::upgrade, "websocket");
         return res;
     }
-    auto const broker = [&] { return state.broker ? state.broker->status() : broker_status{}; };
+    auto const broker = [&] {
+        return state.broker ? broker_status{true, state.broker->connected(), state.broker->leader()}
+                            : broker_status{};
+    };
     if (path == "/healthz") {
         auto res = make_response(request, http::status::ok, "application/json",
                                  render_health(state.pools, broker()));

@@ -1,8 +1,8 @@
 #include "listener.hpp"
 
-#include "async.hpp"
 #include "http_session.hpp"
-#include "logger.hpp"
+#include "support/async.hpp"
+#include "support/logger.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>

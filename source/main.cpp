@@ -1,12 +1,12 @@
 // wolf-wisdom: options -> quotes, assets and TLS context -> io_context -> signals -> server.
 
 #include "assets.hpp"
-#include "async.hpp"
 #include "config.hpp"
-#include "cpu_affinity.hpp"
-#include "logger.hpp"
 #include "quote_deck.hpp"
 #include "server.hpp"
+#include "support/async.hpp"
+#include "support/cpu_affinity.hpp"
+#include "support/logger.hpp"
 #include "tls.hpp"
 
 #include <boost/asio/co_spawn.hpp>

@@ -1,42 +1,16 @@
 #pragma once
 
 #include "protocol.hpp"
+#include "support/prometheus.hpp"
 
 #include <array>
-#include <atomic>
 #include <cstdint>
-#include <memory>
-#include <ostream>
-#include <span>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace wolf {
 
 class pool_counts;
-
-/**
- * A monotonic counter that any event-loop thread may add to. Relaxed atomics: each addition is exact, and
- * a reader sees every addition made before the last synchronisation with the adding thread.
- */
-class counter {
-public:
-    std::uint64_t operator++() noexcept { return value_.fetch_add(1, std::memory_order_relaxed) + 1; }
-    counter& operator+=(std::uint64_t n) noexcept {
-        value_.fetch_add(n, std::memory_order_relaxed);
-        return *this;
-    }
-    std::uint64_t load() const noexcept { return value_.load(std::memory_order_relaxed); }
-    operator std::uint64_t() const noexcept { return load(); }
-
-private:
-    std::atomic<std::uint64_t> value_{0};
-};
-
-inline std::ostream& operator<<(std::ostream& out, counter const& c) {
-    return out << c.load();
-}
 
 /** Why the server closed a connection on its own initiative (wolf_evictions_total{reason}). */
 enum class eviction_reason {
@@ -51,31 +25,6 @@ enum class eviction_reason {
 };
 inline constexpr std::size_t eviction_reason_count = 8;
 std::string_view to_string(eviction_reason reason) noexcept;
-
-/**
- * A Prometheus histogram with fixed upper bounds. Each observation lands in the first bucket whose bound is
- * at least the value, or in the +Inf bucket past the last; rendering makes the counts cumulative. Any
- * thread may observe; the counts are relaxed atomics, like counter's.
- */
-class histogram {
-public:
-    /** `upper_bounds` ascending, without +Inf. */
-    explicit histogram(std::span<double const> upper_bounds);
-
-    void observe(double value) noexcept;
-
-    std::span<double const> upper_bounds() const noexcept { return bounds_; }
-    /** Observations at most upper_bounds()[i]; i == upper_bounds().size() is the +Inf bucket (= count()). */
-    std::uint64_t cumulative_count(std::size_t i) const noexcept;
-    std::uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
-    double sum() const noexcept { return sum_.load(std::memory_order_relaxed); }
-
-private:
-    std::vector<double> bounds_;
-    std::unique_ptr<std::atomic<std::uint64_t>[]> counts_; // per bucket, not cumulative; the last is +Inf
-    std::atomic<std::uint64_t> count_{0};
-    std::atomic<double> sum_{0};
-};
 
 /** wolf_broadcast_duration_seconds: one fan-out, 10 µs to 1 s. */
 inline constexpr std::array<double, 16> broadcast_duration_bounds{
@@ -118,9 +67,6 @@ struct broker_status {
 /** The Prometheus text exposition (format 0.0.4) of the counters, the histograms, the pools' and the
  * broker's gauges and the process collector's figures of this process (read from /proc on each call). */
 std::string render_prometheus(metrics const& m, pool_counts const& pools, broker_status const& broker = {});
-
-/** One histogram family in the text exposition: HELP, TYPE, the cumulative buckets, _sum and _count. */
-std::string render_histogram(std::string_view name, std::string_view help, histogram const& h);
 
 /** The /healthz body: {"status":"ok","connections":N,"subscribers":M,"broker":"memory"|"redis",
  * "broker_connected":B,"leader":B}. */

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "frame.hpp"
+#include "support/net.hpp"
 
 #include <algorithm>
 #include <array>
@@ -16,8 +17,6 @@
 #include <vector>
 
 namespace wolf {
-
-using steady_clock = std::chrono::steady_clock;
 
 /**
  * What the registry, the broadcaster and the watchdog know of a connection. websocket_session

@@ -1,13 +1,13 @@
 #include "server.hpp"
 
-#include "async.hpp"
 #include "broadcaster.hpp"
-#include "cluster.hpp"
-#include "cpu_affinity.hpp"
+#include "cluster/cluster.hpp"
 #include "listener.hpp"
-#include "logger.hpp"
 #include "protocol.hpp"
-#include "shared_state.hpp"
+#include "shard.hpp"
+#include "support/async.hpp"
+#include "support/cpu_affinity.hpp"
+#include "support/logger.hpp"
 #include "ticker.hpp"
 #include "watchdog.hpp"
 
@@ -66,7 +66,8 @@ struct server::impl {
             // The cluster's leader picks the quotes; every tick it publishes reaches this node's broadcaster
             // like the ticker's would, with the cluster's tick number.
             membership = std::make_unique<cluster>(
-                ex, cluster_options{*state.cfg.redis, state.cfg.interval, {}, {}}, deck,
+                ex, cluster_options{*state.cfg.redis, state.cfg.interval, {}, {}},
+                [this] { return deck.next(); },
                 [this](cluster_message m) {
                     auto const from =
                         m.tick ? broadcast_message::origin::tick : broadcast_message::origin::publish;

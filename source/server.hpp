@@ -3,9 +3,9 @@
 #include "assets.hpp"
 #include "config.hpp"
 #include "metrics.hpp"
-#include "net.hpp"
 #include "quote_deck.hpp"
 #include "registry.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>

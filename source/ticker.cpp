@@ -1,6 +1,6 @@
 #include "ticker.hpp"
 
-#include "async.hpp"
+#include "support/async.hpp"
 
 namespace wolf {
 

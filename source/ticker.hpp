@@ -2,8 +2,8 @@
 
 #include "broadcaster.hpp"
 #include "config.hpp"
-#include "net.hpp"
 #include "quote_deck.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "net.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>

@@ -1,8 +1,8 @@
 #include "watchdog.hpp"
 
-#include "async.hpp"
-#include "logger.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
+#include "support/logger.hpp"
 
 #include <algorithm>
 #include <vector>

@@ -2,8 +2,8 @@
 
 #include "config.hpp"
 #include "metrics.hpp"
-#include "net.hpp"
 #include "registry.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -1,11 +1,12 @@
 #include "websocket_session.hpp"
 
-#include "async.hpp"
 #include "frame_stream.hpp"
-#include "logger.hpp"
 #include "message_rate.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
+#include "support/logger.hpp"
 #include "tls.hpp"
+#include "version.hpp"
 
 #include <algorithm>
 #include <array>

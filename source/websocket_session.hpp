@@ -1,7 +1,7 @@
 #pragma once
 
-#include "net.hpp"
-#include "shared_state.hpp"
+#include "shard.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/message.hpp>

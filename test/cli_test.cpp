@@ -1,13 +1,14 @@
 #define BOOST_TEST_MODULE cli
 // The real binary, as a user runs it: exit codes, one-line errors, startup and signal shutdown.
-#include "async.hpp"
-#include "cpu_affinity.hpp"
-#include "logger.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
 #include "support/certificates.hpp"
 #include "support/child_process.hpp"
 #include "support/clients.hpp"
+#include "support/cpu_affinity.hpp"
+#include "support/logger.hpp"
 #include "support/test_server.hpp"
+#include "version.hpp"
 
 #include <algorithm>
 #include <boost/asio/connect.hpp>

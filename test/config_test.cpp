@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE config
 #include "config.hpp"
-#include "cpu_affinity.hpp"
+#include "support/cpu_affinity.hpp"
+#include "version.hpp"
 
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>

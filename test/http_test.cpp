@@ -1,9 +1,9 @@
 #define BOOST_TEST_MODULE http
-#include "async.hpp"
 #include "broadcaster.hpp"
 #include "http_session.hpp"
 #include "protocol.hpp"
-#include "shared_state.hpp"
+#include "shard.hpp"
+#include "support/async.hpp"
 #include "support/child_process.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"

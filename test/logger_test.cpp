@@ -1,6 +1,6 @@
 #define BOOST_TEST_MODULE logger
 // The log line renderer: logfmt text with quoting, JSON objects with typed fields, one line per event.
-#include "logger.hpp"
+#include "support/logger.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/json.hpp>

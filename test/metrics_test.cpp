@@ -1,8 +1,8 @@
 #define BOOST_TEST_MODULE metrics
 // Histograms in the Prometheus text format, and the process collector's figures read from /proc.
 #include "metrics.hpp"
-#include "process_stats.hpp"
 #include "registry.hpp"
+#include "support/process_stats.hpp"
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>

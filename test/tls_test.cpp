@@ -1,8 +1,8 @@
 #define BOOST_TEST_MODULE tls
 // The port with --tls-cert/--tls-key: HTTPS and wss:// only, TLS 1.2 or later, bounded handshakes, and a
 // plain answer to plain HTTP.
-#include "async.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
 #include "support/certificates.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"

@@ -1,10 +1,10 @@
 #define BOOST_TEST_MODULE websocket
-#include "async.hpp"
 #include "broadcaster.hpp"
-#include "cpu_affinity.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
 #include "support/child_process.hpp"
 #include "support/clients.hpp"
+#include "support/cpu_affinity.hpp"
 #include "support/test_server.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>

@@ -6,7 +6,7 @@
 #include "assets.hpp"
 #include "config.hpp"
 #include "http_session.hpp"
-#include "shared_state.hpp"
+#include "shard.hpp"
 
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>

@@ -4,10 +4,10 @@
 // operator's message reaches all three; when the leader is killed another node ticks on within three
 // intervals and the numbers keep increasing; when Redis stops, clients stay connected, /healthz says so,
 // and the ticks resume when it returns.
-#include "async.hpp"
 #include "protocol.hpp"
 #include "redis_server.hpp"
 #include "reliability/harness.hpp"
+#include "support/async.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
 

@@ -3,8 +3,8 @@
 // picks every tick and every node delivers it; a dead leader's lease runs out and the count goes on; a
 // leader that stops hands over at once; operator messages reach every node; a stopped, killed or
 // restarted Redis is survived, and the tick numbers keep increasing.
-#include "cluster.hpp"
-#include "redis_client.hpp"
+#include "cluster/cluster.hpp"
+#include "cluster/redis_client.hpp"
 #include "redis_server.hpp"
 #include "support/test_server.hpp"
 
@@ -36,9 +36,11 @@ struct node {
         auto parsed = parse_redis_url(url);
         BOOST_REQUIRE(std::holds_alternative<redis_endpoint>(parsed));
         cluster_options options{std::get<redis_endpoint>(std::move(parsed)), interval, std::move(id), {}};
-        member = std::make_unique<cluster>(executor, std::move(options), deck, [this](cluster_message m) {
-            got.push_back({std::move(m), std::chrono::steady_clock::now()});
-        });
+        member = std::make_unique<cluster>(
+            executor, std::move(options), [this] { return deck.next(); },
+            [this](cluster_message m) {
+                got.push_back({std::move(m), std::chrono::steady_clock::now()});
+            });
         net::co_spawn(executor, member->run(), [this](std::exception_ptr e) {
             finished = true;
             if (e) std::rethrow_exception(e);

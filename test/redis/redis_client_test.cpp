@@ -2,9 +2,9 @@
 // The hiredis adapter against a real redis-server: replies of every kind and in order, subscriptions,
 // AUTH and SELECT from the URL, and every way a connection ends (refused, stopped, killed, closed), each
 // bounded by the timeout and reported once.
-#include "redis_client.hpp"
+#include "cluster/redis_client.hpp"
+#include "cluster/redis_url.hpp"
 #include "redis_server.hpp"
-#include "redis_url.hpp"
 #include "support/test_server.hpp"
 
 #include <boost/asio/co_spawn.hpp>

@@ -2,9 +2,9 @@
 // A subscriber that never reads, beside 100 that do, against the real binary: the broadcaster never waits
 // on it, its broadcasts are dropped (and counted) once its queue holds --max-queue frames, every other
 // subscriber still gets every tick, and the server's memory stays flat.
-#include "async.hpp"
 #include "harness.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
 

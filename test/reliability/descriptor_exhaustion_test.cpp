@@ -3,9 +3,9 @@
 // serves what its descriptors allow, leaves the excess waiting in the listen backlog while its accept loop
 // backs off (logging at most once a second), and serves the waiting clients once others leave. And the
 // softer limit, --max-connections, answers 503.
-#include "async.hpp"
 #include "harness.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
 

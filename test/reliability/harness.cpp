@@ -1,8 +1,8 @@
 #include "harness.hpp"
 
-#include "async.hpp"
-#include "process_stats.hpp"
+#include "support/async.hpp"
 #include "support/clients.hpp"
+#include "support/process_stats.hpp"
 #include "support/test_server.hpp"
 
 #include <algorithm>

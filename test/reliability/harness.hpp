@@ -4,7 +4,7 @@
 // thread drains, a coroutine runner for tests that own their io_context, /metrics scraping and readings
 // of another process in /proc.
 
-#include "net.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>

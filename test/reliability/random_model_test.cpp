@@ -5,9 +5,9 @@
 // step the server's registry and counters must agree with it.
 //
 // The seed is printed; WOLF_MODEL_SEED=<n> repeats a run and WOLF_MODEL_STEPS=<n> changes its length.
-#include "async.hpp"
 #include "harness.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
 

@@ -3,9 +3,9 @@
 // whole HTTP request must arrive within --handshake-timeout; after it, liveness is the watchdog's job
 // (--ping-timeout, close 4000), and a close the peer never answers is dropped after --handshake-timeout.
 // Oversized headers (431) are covered by http_test.
-#include "async.hpp"
 #include "harness.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
 #include "support/clients.hpp"
 #include "support/test_server.hpp"
 

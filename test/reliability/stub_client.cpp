@@ -3,8 +3,8 @@
 // reads forever, printing "wisdom" for each broadcast and "closed <code> <reason>" when the server closes.
 // Exit status: 0 after a close frame, 1 on any other end.
 
-#include "async.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

@@ -1,7 +1,7 @@
 #include "clients.hpp"
 
-#include "async.hpp"
 #include "protocol.hpp"
+#include "support/async.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>

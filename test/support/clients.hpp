@@ -1,6 +1,6 @@
 #pragma once
 
-#include "net.hpp"
+#include "support/net.hpp"
 #include "tls.hpp"
 
 #include <boost/asio/awaitable.hpp>

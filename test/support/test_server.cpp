@@ -1,8 +1,8 @@
 #include "test_server.hpp"
 
 #include "assets.hpp"
-#include "async.hpp"
 #include "quote_deck.hpp"
+#include "support/async.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

@@ -1,8 +1,8 @@
 #pragma once
 
 #include "config.hpp"
-#include "net.hpp"
 #include "server.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>

@@ -1,4 +1,4 @@
-#include "cpu_affinity.hpp"
+#include "support/cpu_affinity.hpp"
 
 #include <sched.h>
 

@@ -3,8 +3,8 @@
 #include "assets.hpp"
 #include "config.hpp"
 #include "metrics.hpp"
-#include "net.hpp"
 #include "registry.hpp"
+#include "support/net.hpp"
 
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>

@@ -1,8 +1,8 @@
-#include "cluster.hpp"
+#include "cluster/cluster.hpp"
 
-#include "async.hpp"
-#include "logger.hpp"
-#include "redis_client.hpp"
+#include "cluster/redis_client.hpp"
+#include "support/async.hpp"
+#include "support/logger.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -14,8 +14,6 @@
 
 namespace wolf {
 namespace {
-
-using steady_clock = std::chrono::steady_clock;
 
 constexpr duration first_backoff{100};
 constexpr duration max_backoff{2000};
@@ -92,10 +90,11 @@ std::string make_node_id() {
     return std::string(host) + "-" + std::to_string(::getpid()) + "-" + suffix;
 }
 
-cluster::cluster(net::any_io_executor executor, cluster_options options, quote_deck& deck, delivery deliver)
+cluster::cluster(net::any_io_executor executor, cluster_options options, quote_source next_quote,
+                 delivery deliver)
     : executor_(executor)
     , options_(std::move(options))
-    , deck_(deck)
+    , next_quote_(std::move(next_quote))
     , deliver_(std::move(deliver))
     , node_id_(options_.node_id.empty() ? make_node_id() : options_.node_id)
     , timeout_(options_.timeout.count() > 0 ? options_.timeout
@@ -256,7 +255,7 @@ net::awaitable<std::string> cluster::tick(std::chrono::steady_clock::time_point&
                                   std::to_string(lease.count()),
                                   std::to_string(least_left.count()),
                                   std::to_string(last_tick_.load()),
-                                  deck_.next(),
+                                  next_quote_(),
                                   std::string(cluster_names::channel)};
     auto const result = co_await commands_->command(std::move(args));
     if (!result.ok()) co_return result.failure;

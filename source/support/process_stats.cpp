@@ -1,4 +1,4 @@
-#include "process_stats.hpp"
+#include "support/process_stats.hpp"
 
 #include <charconv>
 #include <dirent.h>

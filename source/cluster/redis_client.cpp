@@ -1,6 +1,7 @@
-#include "redis_client.hpp"
+#include "cluster/redis_client.hpp"
 
-#include "async.hpp"
+#include "support/async.hpp"
+#include "support/duration.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/async_result.hpp>
@@ -19,8 +20,6 @@
 
 namespace wolf {
 namespace {
-
-using steady_clock = std::chrono::steady_clock;
 
 using text_handler = net::any_completion_handler<void(std::string)>;
 using result_handler = net::any_completion_handler<void(redis_result)>;

@@ -1,10 +1,7 @@
 #pragma once
 
-#include "config.hpp"
-#include "metrics.hpp"
-#include "net.hpp"
-#include "quote_deck.hpp"
-#include "redis_url.hpp"
+#include "cluster/redis_url.hpp"
+#include "support/net.hpp"
 
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
@@ -63,8 +60,11 @@ struct cluster_options {
 class cluster {
 public:
     using delivery = std::function<void(cluster_message)>;
+    /** What the leader broadcasts at its next tick (the server's deck deals it). */
+    using quote_source = std::function<std::string()>;
 
-    cluster(net::any_io_executor executor, cluster_options options, quote_deck& deck, delivery deliver);
+    cluster(net::any_io_executor executor, cluster_options options, quote_source next_quote,
+            delivery deliver);
     ~cluster();
     cluster(cluster const&) = delete;
     cluster& operator=(cluster const&) = delete;
@@ -78,8 +78,6 @@ public:
      * is not connected or too many are still on their way. From any thread. */
     bool try_publish(std::string text);
 
-    /** For /healthz and /metrics. */
-    broker_status status() const noexcept { return {true, connected_, leader_}; }
     bool connected() const noexcept { return connected_; }
     bool leader() const noexcept { return leader_; }
     std::uint64_t last_tick() const noexcept { return last_tick_; }
@@ -102,7 +100,7 @@ private:
 
     net::any_io_executor executor_;
     cluster_options options_;
-    quote_deck& deck_;
+    quote_source next_quote_;
     delivery deliver_;
     std::string node_id_;
     duration timeout_;

@@ -1,8 +1,7 @@
 #pragma once
 
-#include "config.hpp"
-#include "net.hpp"
-#include "redis_url.hpp"
+#include "cluster/redis_url.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>

@@ -1,6 +1,9 @@
 #pragma once
 
-// Namespace aliases only; include what you use from Boost where you use it.
+// Namespace aliases and the time types every component shares; include what you use from Boost where
+// you use it.
+#include <chrono>
+
 namespace boost::asio::ip {}
 namespace boost::beast::http {}
 namespace boost::beast::websocket {}
@@ -15,4 +18,7 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 namespace websocket = boost::beast::websocket;
 namespace json = boost::json;
+
+using steady_clock = std::chrono::steady_clock;
+using duration = std::chrono::milliseconds; // every setting's and timer's unit
 } // namespace wolf

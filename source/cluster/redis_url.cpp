@@ -1,4 +1,4 @@
-#include "redis_url.hpp"
+#include "cluster/redis_url.hpp"
 
 #include <cctype>
 #include <charconv>

@@ -2,8 +2,8 @@
 
 // Completion tokens and spawn handlers shared by every coroutine of the server.
 
-#include "logger.hpp"
-#include "net.hpp"
+#include "support/logger.hpp"
+#include "support/net.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_allocator.hpp>
