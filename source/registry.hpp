@@ -38,13 +38,8 @@ public:
     void touch(steady_clock::time_point now) noexcept { last_seen_ = now; }
 
     /** Since when a write has waited on the socket without progress, or nullopt when none waits; the
-     * watchdog's write timeout reads it. Sessions report their stream's; fakes set it by hand. */
-    virtual std::optional<steady_clock::time_point> write_pending_since() const noexcept {
-        if (write_started_ == steady_clock::time_point{}) return std::nullopt;
-        return write_started_;
-    }
-    void write_began(steady_clock::time_point now) noexcept { write_started_ = now; }
-    void write_ended() noexcept { write_started_ = {}; }
+     * watchdog's write timeout reads it. */
+    virtual std::optional<steady_clock::time_point> write_pending_since() const noexcept = 0;
 
     /**
      * Queues a broadcast frame without waiting. Returns false if the queue was full and the frame was
@@ -71,7 +66,6 @@ private:
     std::array<char, max_id_size> id_{};
     std::uint8_t id_size_;
     steady_clock::time_point last_seen_{};
-    steady_clock::time_point write_started_{}; // the epoch: no write in flight
     // Positions in the registry's vectors, for O(1) removal.
     std::size_t live_slot_ = no_slot;
     std::size_t open_slot_ = no_slot;

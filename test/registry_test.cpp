@@ -41,8 +41,14 @@ public:
     }
     void abort() override { ++aborts; }
     bool transport_closing() const noexcept override { return failing; }
+    std::optional<steady_clock::time_point> write_pending_since() const noexcept override {
+        return write_started;
+    }
+    void write_began(steady_clock::time_point now) noexcept { write_started = now; }
+    void write_ended() noexcept { write_started.reset(); }
 
     bool failing = false;
+    std::optional<steady_clock::time_point> write_started; // a write waits on the socket since then
     std::vector<shared_frame> frames;
     std::vector<std::pair<std::uint16_t, std::string>> closes;
     int aborts = 0;
