@@ -1,6 +1,7 @@
 #include "ticker.hpp"
 
 #include "support/async.hpp"
+#include "support/tick_schedule.hpp"
 
 namespace wolf {
 
@@ -12,16 +13,15 @@ ticker::ticker(net::any_io_executor executor, broadcaster& target, quote_deck& d
 }
 
 net::awaitable<void> ticker::run() {
-    auto next = steady_clock::now() + interval_;
+    tick_schedule schedule(steady_clock::now() + interval_, interval_);
     while (!stopped_) {
-        timer_.expires_at(next);
+        timer_.expires_at(schedule.next());
         auto [ec] = co_await timer_.async_wait(use_nothrow);
         if (ec || stopped_) co_return;
         // A named object, not a braced temporary inside co_await: GCC 12 destroys those twice (PR 99576).
         broadcast_message message{deck_.next(), broadcast_message::origin::tick};
         if (!co_await target_.publish(std::move(message))) co_return;
-        next += interval_;
-        if (auto const now = steady_clock::now(); next <= now) next = now + interval_;
+        schedule.advance(steady_clock::now());
     }
 }
 

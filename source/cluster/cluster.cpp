@@ -3,6 +3,7 @@
 #include "cluster/redis_client.hpp"
 #include "support/async.hpp"
 #include "support/logger.hpp"
+#include "support/tick_schedule.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -202,24 +203,25 @@ net::awaitable<std::string> cluster::open() {
 }
 
 net::awaitable<std::string> cluster::serve() {
-    auto next = steady_clock::now();
+    // A follower's next lease attempt, or the leader's next tick: drift-free, like the single node's ticker.
+    tick_schedule schedule(steady_clock::now(), options_.interval);
     for (;;) {
-        wake_.expires_at(next);
+        wake_.expires_at(schedule.next());
         co_await wake_.async_wait(use_nothrow);
         if (stopped_) co_return std::string();
         if (!lost_.empty()) co_return lost_;
         std::string failure;
         if (leader_)
-            failure = co_await tick(next);
+            failure = co_await tick(schedule);
         else
-            failure = co_await try_acquire(next);
+            failure = co_await try_acquire(schedule);
         if (stopped_) co_return std::string();
         if (!failure.empty()) co_return failure;
         if (!lost_.empty()) co_return lost_;
     }
 }
 
-net::awaitable<std::string> cluster::try_acquire(std::chrono::steady_clock::time_point& next) {
+net::awaitable<std::string> cluster::try_acquire(tick_schedule& schedule) {
     auto const lease = options_.interval * 3;
     std::vector<std::string> args{"EVAL",   acquire_script,
                                   "1",      std::string(cluster_names::leader_key),
@@ -233,16 +235,16 @@ net::awaitable<std::string> cluster::try_acquire(std::chrono::steady_clock::time
     if (reply->first == 1) {
         leader_ = true;
         log_info("leader_acquired", kv("node", node_id_), kv("last_tick", last_tick_.load()));
-        next = now; // the first tick at once: the old leader's are already late
+        schedule.reschedule(now); // the first tick at once: the old leader's are already late
         co_return std::string();
     }
     // Try again the moment the holder's lease would expire, or in one interval if it renews it meanwhile.
     auto const left = reply->second >= 0 ? duration{reply->second + 1} : options_.interval;
-    next = now + std::min(left, options_.interval);
+    schedule.reschedule(now + std::min(left, options_.interval));
     co_return std::string();
 }
 
-net::awaitable<std::string> cluster::tick(std::chrono::steady_clock::time_point& next) {
+net::awaitable<std::string> cluster::tick(tick_schedule& schedule) {
     auto const lease = options_.interval * 3;
     auto const least_left =
         lease - options_.interval - options_.interval / 2; // half an interval late at most
@@ -266,16 +268,14 @@ net::awaitable<std::string> cluster::tick(std::chrono::steady_clock::time_point&
     if (reply->first == 0) {
         leader_ = false;
         log_info("leader_lost", kv("node", node_id_));
-        next = now;
+        schedule.reschedule(now);
         co_return std::string();
     }
     if (reply->first == 2)
         log_warn("tick_skipped", kv("reason", "late"), kv("node", node_id_));
     else if (reply->second > 0)
         last_tick_ = std::max<std::uint64_t>(last_tick_, static_cast<std::uint64_t>(reply->second));
-    // Drift-free, like the single-node ticker: a tick missed entirely is skipped, not sent in a burst.
-    next += options_.interval;
-    if (next <= now) next = now + options_.interval;
+    schedule.advance(now);
     co_return std::string();
 }
 

@@ -17,6 +17,7 @@
 namespace wolf {
 
 class redis_client;
+class tick_schedule;
 
 /** The names the nodes of a cluster share in Redis. */
 namespace cluster_names {
@@ -90,8 +91,8 @@ public:
 private:
     net::awaitable<std::string> open();
     net::awaitable<std::string> serve();
-    net::awaitable<std::string> try_acquire(std::chrono::steady_clock::time_point& next);
-    net::awaitable<std::string> tick(std::chrono::steady_clock::time_point& next);
+    net::awaitable<std::string> try_acquire(tick_schedule& schedule);
+    net::awaitable<std::string> tick(tick_schedule& schedule);
     net::awaitable<void> release();
     net::awaitable<void> publish(std::string text);
     void on_channel_message(std::string const& payload);
