@@ -1,6 +1,6 @@
 #include "http_session.hpp"
 
-#include "cluster/cluster.hpp"
+#include "broadcast_source.hpp"
 #include "metrics.hpp"
 #include "support/async.hpp"
 #include "support/logger.hpp"
@@ -131,7 +131,7 @@ response publish_message(http::request<http::string_body> const& request, server
         return bad("\"message\" is longer than --max-message-size (" +
                    std::to_string(state.cfg.max_message_size) + " bytes)");
 
-    if (state.shutting_down || !state.publish || !state.publish(std::string(text))) {
+    if (state.shutting_down || !state.source->try_publish(std::string(text))) {
         auto res = make_json(request, http::status::service_unavailable,
                              {{"error", state.shutting_down ? "shutting down" : "the broadcaster is busy"}});
         res.set(http::field::retry_after, "1");
@@ -200,13 +200,9 @@ http::message_generator handle_request(http::request<http::string_body> const& r
         res.set(http::field::upgrade, "websocket");
         return res;
     }
-    auto const broker = [&] {
-        return state.broker ? broker_status{true, state.broker->connected(), state.broker->leader()}
-                            : broker_status{};
-    };
     if (path == "/healthz") {
         auto res = make_response(request, http::status::ok, "application/json",
-                                 render_health(state.pools, broker()));
+                                 render_health(state.pools, state.source->status()));
         res.set(http::field::cache_control, "no-store");
         return res;
     }
@@ -214,7 +210,7 @@ http::message_generator handle_request(http::request<http::string_body> const& r
     if (path == api_stats) return stats(request, state);
     if (path == "/metrics") {
         auto res = make_response(request, http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-                                 render_prometheus(state.stats, state.pools, broker()));
+                                 render_prometheus(state.stats, state.pools, state.source->status()));
         res.set(http::field::cache_control, "no-store");
         return res;
     }

@@ -1,14 +1,13 @@
 #include "server.hpp"
 
+#include "broadcast_source.hpp"
 #include "broadcaster.hpp"
-#include "cluster/cluster.hpp"
 #include "listener.hpp"
 #include "protocol.hpp"
 #include "shard.hpp"
 #include "support/async.hpp"
 #include "support/cpu_affinity.hpp"
 #include "support/logger.hpp"
-#include "ticker.hpp"
 #include "watchdog.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -62,20 +61,8 @@ struct server::impl {
             targets.push_back({s->executor, &s->connections});
         }
         broadcast = std::make_unique<broadcaster>(ex, std::move(targets), state.stats, state.pools);
-        if (state.cfg.redis)
-            // The cluster's leader picks the quotes; every tick it publishes reaches this node's broadcaster
-            // like the ticker's would, with the cluster's tick number.
-            membership = std::make_unique<cluster>(
-                ex, cluster_options{*state.cfg.redis, state.cfg.interval, {}, {}},
-                [this] { return deck.next(); },
-                [this](cluster_message m) {
-                    auto const from =
-                        m.tick ? broadcast_message::origin::tick : broadcast_message::origin::publish;
-                    if (!broadcast->try_publish({std::move(m.text), from, m.tick}) && !state.shutting_down)
-                        log_warn("broadcast_busy", kv("cluster_tick", m.tick.value_or(0)));
-                });
-        else
-            tick = std::make_unique<ticker>(ex, *broadcast, deck, state.cfg.interval);
+        source = make_broadcast_source(ex, state.cfg, deck, *broadcast);
+        state.source = source.get();
     }
 
     ~impl() {
@@ -97,9 +84,8 @@ struct server::impl {
     std::vector<std::unique_ptr<watchdog>> dogs; // one per shard
     net::ip::tcp::acceptor acceptor;
     std::unique_ptr<broadcaster> broadcast;
-    std::unique_ptr<ticker> tick;        // a single node: the local clock picks the quotes
-    std::unique_ptr<cluster> membership; // --redis: the cluster's leader does
-    net::steady_timer drained;           // shutdown waits on it; cancelled when the last connection ends
+    std::unique_ptr<broadcast_source> source; // the ticker, or this node's membership of a cluster
+    net::steady_timer drained;                // shutdown waits on it; cancelled when the last connection ends
     // Keeps each shard's thread running while it has nothing to do, until shutdown has done its last step
     // there; then the threads end as soon as their connections have.
     std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
@@ -131,16 +117,6 @@ void server::start() {
     self.acceptor.bind(endpoint);
     self.acceptor.listen(net::socket_base::max_listen_connections);
 
-    // From any thread: the broadcaster's inbox is a concurrent channel, the cluster's publish is atomic.
-    if (self.membership)
-        self.state.publish = [&self](std::string text) {
-            return self.membership->try_publish(std::move(text));
-        };
-    else
-        self.state.publish = [&self](std::string text) {
-            return self.broadcast->try_publish({std::move(text), broadcast_message::origin::publish});
-        };
-    self.state.broker = self.membership.get();
     for (auto& s : self.shards)
         s->on_peer_removed = [&self] {
             // The last connection of the whole server wakes the shutdown, on its own thread.
@@ -151,10 +127,7 @@ void server::start() {
     net::co_spawn(self.executor, run_listener(self.acceptor, self.shard_pointers),
                   log_and_rethrow{"listener"});
     net::co_spawn(self.executor, self.broadcast->run(), log_and_rethrow{"broadcaster"});
-    if (self.membership)
-        net::co_spawn(self.executor, self.membership->run(), log_and_rethrow{"cluster"});
-    else
-        net::co_spawn(self.executor, self.tick->run(), log_and_rethrow{"ticker"});
+    net::co_spawn(self.executor, self.source->run(), log_and_rethrow{"broadcast_source"});
     for (std::size_t i = 0; i < self.shards.size(); ++i)
         net::co_spawn(self.shards[i]->executor, self.dogs[i]->run(), log_and_rethrow{"watchdog"});
     for (auto& context : self.contexts)
@@ -212,8 +185,7 @@ net::awaitable<void> server::shutdown() {
 
     boost::system::error_code ignored;
     self.acceptor.close(ignored);
-    if (self.tick) self.tick->stop();
-    if (self.membership) self.membership->stop(); // a leader gives its lease up first, within the timeout
+    self.source->stop(); // a cluster's leader gives its lease up first, within the timeout
     self.broadcast->close();
 
     log_info("shutting_down", kv("connections", state.pools.connections()),

@@ -18,10 +18,10 @@ namespace wolf {
 class broadcaster;
 
 /**
- * The whole server: the listener, the broadcaster fed by the ticker, and one shard per event-loop thread
- * (--threads), each with its connections, their registry and a watchdog. Shard 0 runs on the executor the
- * server is given (main's io_context, or a test's); the others get an io_context and a thread each, made in
- * start() and joined by the destructor.
+ * The whole server: the listener, the broadcaster fed by its broadcast_source, and one shard per
+ * event-loop thread (--threads), each with its connections, their registry and a watchdog. Shard 0 runs on
+ * the executor the server is given (main's io_context, or a test's); the others get an io_context and a
+ * thread each, made in start() and joined by the destructor.
  */
 class server {
 public:

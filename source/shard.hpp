@@ -14,7 +14,7 @@
 
 namespace wolf {
 
-class cluster;
+class broadcast_source;
 
 /** An HTTP connection that shutdown must be able to close while it waits for a request. */
 class closable {
@@ -45,12 +45,9 @@ struct server_state {
     std::atomic<bool> listening{false}; // the listener is up (the deck is loaded before a server exists)
     std::atomic<bool> shutting_down{false};
     steady_clock::time_point const started = steady_clock::now();
-    // The admin publish path (POST /api/wisdom): hands a message to the broadcaster without waiting, from
-    // any thread; false when it cannot take one now. Set by the server before it starts listening.
-    std::function<bool(std::string)> publish;
-    // --redis: this node's membership of the cluster, for /healthz and /metrics (its status is atomic);
-    // null: a single node. Set by the server before it starts listening.
-    cluster const* broker = nullptr;
+    // Where the broadcasts come from: HTTP publishes an operator's message through it and reads the broker's
+    // status from it, from any thread. Set by the server before it starts listening; never null after.
+    broadcast_source* source = nullptr;
 };
 
 /**

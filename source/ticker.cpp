@@ -1,5 +1,7 @@
 #include "ticker.hpp"
 
+#include "broadcaster.hpp"
+#include "quote_deck.hpp"
 #include "support/async.hpp"
 #include "support/tick_schedule.hpp"
 
@@ -28,6 +30,10 @@ net::awaitable<void> ticker::run() {
 void ticker::stop() {
     stopped_ = true;
     timer_.cancel();
+}
+
+bool ticker::try_publish(std::string text) {
+    return target_.try_publish({std::move(text), broadcast_message::origin::publish});
 }
 
 } // namespace wolf

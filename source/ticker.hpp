@@ -1,8 +1,6 @@
 #pragma once
 
-#include "broadcaster.hpp"
-#include "config.hpp"
-#include "quote_deck.hpp"
+#include "broadcast_source.hpp"
 #include "support/net.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -10,17 +8,22 @@
 
 namespace wolf {
 
+class broadcaster;
+class quote_deck;
+
 /**
- * Feeds the broadcaster the deck's next quote every interval, whether or not anyone listens. Ticks are
- * scheduled on absolute times so they do not drift; if the process falls behind by a whole interval
- * the missed ticks are skipped, not sent in a burst.
+ * A single node's broadcast source: feeds the broadcaster the deck's next quote every interval, whether or
+ * not anyone listens, on a drift-free tick_schedule. An operator's message goes straight to the
+ * broadcaster's inbox, between two ticks.
  */
-class ticker {
+class ticker final : public broadcast_source {
 public:
     ticker(net::any_io_executor executor, broadcaster& target, quote_deck& deck, duration interval);
 
-    net::awaitable<void> run();
-    void stop();
+    net::awaitable<void> run() override;
+    void stop() override;
+    bool try_publish(std::string text) override;
+    broker_status status() const noexcept override { return {}; } // the process itself, always there
 
 private:
     net::steady_timer timer_;

@@ -4,6 +4,7 @@
 // server would send it, parsed back, and checked. Any invariant that fails aborts.
 
 #include "assets.hpp"
+#include "broadcast_source.hpp"
 #include "config.hpp"
 #include "http_session.hpp"
 #include "shard.hpp"
@@ -36,8 +37,17 @@ void require(bool condition, char const* what) {
     std::abort();
 }
 
+/** A broadcast source that takes every non-empty message and runs nothing. */
+struct accepting_source final : broadcast_source {
+    net::awaitable<void> run() override { co_return; }
+    void stop() override {}
+    bool try_publish(std::string text) override { return !text.empty(); }
+    broker_status status() const noexcept override { return {}; }
+};
+
 /** One state per answer refuse_upgrade can give: open, shutting down, at --max-connections. */
 struct states {
+    accepting_source source;
     server_state open;
     server_state closing;
     server_state full;
@@ -56,11 +66,13 @@ config make_config(std::size_t max_connections) {
 states& the_states() {
     static states* const s = [] {
         set_log_level(log_level::off);
-        auto* built = new states{{make_config(10000), asset_store::embedded()},
+        auto* built = new states{{},
+                                 {make_config(10000), asset_store::embedded()},
                                  {make_config(10000), asset_store::embedded()},
                                  {make_config(0), asset_store::embedded()}};
+        for (auto* state : {&built->open, &built->closing, &built->full})
+            state->source = &built->source;
         built->open.listening = true;
-        built->open.publish = [](std::string const& text) { return !text.empty(); };
         built->closing.shutting_down = true;
         return built;
     }();

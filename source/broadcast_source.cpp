@@ -1,0 +1,56 @@
+#include "broadcast_source.hpp"
+
+#include "broadcaster.hpp"
+#include "cluster/cluster.hpp"
+#include "config.hpp"
+#include "quote_deck.hpp"
+#include "support/logger.hpp"
+#include "ticker.hpp"
+
+namespace wolf {
+namespace {
+
+/**
+ * This node's membership of a cluster as a broadcast source: every message on the cluster's channel (the
+ * leader's ticks, with their cluster-wide numbers, and operators' messages from any node) goes to the
+ * broadcaster as it arrives; an operator's message here is published through Redis, so it reaches every
+ * node, this one included, the same way.
+ */
+class cluster_source final : public broadcast_source {
+public:
+    cluster_source(net::any_io_executor executor, config const& cfg, quote_deck& deck, broadcaster& target)
+        : member_(
+              std::move(executor), cluster_options{*cfg.redis, cfg.interval, {}, {}},
+              [&deck] { return deck.next(); },
+              [this, &target](cluster_message m) { deliver(target, std::move(m)); }) {}
+
+    net::awaitable<void> run() override { return member_.run(); }
+    void stop() override {
+        stopped_ = true;
+        member_.stop();
+    }
+    bool try_publish(std::string text) override { return member_.try_publish(std::move(text)); }
+    broker_status status() const noexcept override { return {true, member_.connected(), member_.leader()}; }
+
+private:
+    void deliver(broadcaster& target, cluster_message m) {
+        auto const from = m.tick ? broadcast_message::origin::tick : broadcast_message::origin::publish;
+        // The broadcaster never waits on a subscriber, so a full inbox means it fell behind by many
+        // messages: this one is skipped, as a tick missed in an outage is.
+        if (!target.try_publish({std::move(m.text), from, m.tick}) && !stopped_)
+            log_warn("broadcast_busy", kv("cluster_tick", m.tick.value_or(0)));
+    }
+
+    cluster member_;
+    bool stopped_ = false; // a message arriving while the server shuts down is no warning
+};
+
+} // namespace
+
+std::unique_ptr<broadcast_source> make_broadcast_source(net::any_io_executor executor, config const& cfg,
+                                                        quote_deck& deck, broadcaster& target) {
+    if (cfg.redis) return std::make_unique<cluster_source>(std::move(executor), cfg, deck, target);
+    return std::make_unique<ticker>(std::move(executor), target, deck, cfg.interval);
+}
+
+} // namespace wolf

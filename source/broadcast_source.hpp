@@ -1,0 +1,52 @@
+#pragma once
+
+#include "metrics.hpp" // broker_status
+#include "support/net.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <string>
+
+namespace wolf {
+
+class broadcaster;
+class quote_deck;
+struct config;
+
+/**
+ * Where the broadcasts come from: the one seam between the broadcaster and whoever decides what is broadcast
+ * and when. A single node's ticker deals the deck's quotes on the local clock; a cluster node (--redis)
+ * hands on what the cluster's leader publishes through Redis. The server owns one, made by
+ * make_broadcast_source, and everything that depends on which it is asks it: the ticks, an operator's
+ * message (POST /api/wisdom) and the broker's status (/healthz, /metrics).
+ *
+ * A source hands the broadcaster every publication, ticks and operator messages alike, in the one order it
+ * decides, and numbers them where the numbers must agree across nodes (a cluster's tick): the position of
+ * each publication in that order is the source's to give.
+ */
+class broadcast_source {
+public:
+    virtual ~broadcast_source() = default;
+
+    /** Feeds the broadcaster until stop(). On the server's executor. */
+    virtual net::awaitable<void> run() = 0;
+    /** Ends run() soon (a cluster's leader first gives its lease up). On the server's executor. */
+    virtual void stop() = 0;
+
+    /** An operator's message for every subscriber, taken without waiting; false when the source cannot take
+     * one now. From any thread. */
+    virtual bool try_publish(std::string text) = 0;
+    /** Who decides the broadcast, and whether it can now. From any thread. */
+    virtual broker_status status() const noexcept = 0;
+};
+
+/**
+ * The source `cfg` asks for, feeding `target`: a ticker over `deck` for a single node, or with cfg.redis this
+ * node's membership of a cluster (whose leader deals from its own deck). The one place a source is chosen;
+ * `deck` and `target` must outlive it.
+ */
+std::unique_ptr<broadcast_source> make_broadcast_source(net::any_io_executor executor, config const& cfg,
+                                                        quote_deck& deck, broadcaster& target);
+
+} // namespace wolf
