@@ -8,18 +8,15 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <thread>
 #include <variant>
+#include <vector>
 
 namespace wolf {
 namespace po = boost::program_options;
-
-std::size_t thread_count(config const& cfg) noexcept {
-    if (cfg.threads != 0) return cfg.threads;
-    return std::max(1u, std::thread::hardware_concurrency());
-}
 
 std::uint64_t parse_count(std::string const& option, std::string const& text, std::uint64_t min,
                           std::uint64_t max) {
@@ -41,57 +38,238 @@ namespace {
 
 constexpr std::string_view env_prefix = "WOLF_";
 
-/** Settings: every option that may also come from the environment or a --config file. */
+/**
+ * One setting, described once: its name (the flag --NAME, the variable WOLF_NAME, the key NAME of a
+ * --config file), its help, how its text is read and checked, and how its value is shown (as the default
+ * in --help, and by --print-config). Every setting is one row of the table below; the command line, the
+ * environment, the file, --help and --print-config are all derived from it.
+ */
+struct setting {
+    /** Reads the text into the config, or throws bad_option_value naming `where` ("--port", "WOLF_PORT",
+     * "wolf.ini: port"). */
+    using reader = std::function<void(config& cfg, std::string const& text, std::string const& where)>;
+    /** The value as its reader takes it back, with any secret in it masked; nullopt when it is unset. */
+    using shower = std::function<std::optional<std::string>(config const& cfg)>;
+
+    std::string_view name;
+    std::string_view help;
+    reader read;
+    shower show;
+    std::string_view value_name = {}; // a setting without a default: its value's name in --help ("FILE")
+    std::string_view unset = {};      // a setting without a default: what leaving it unset means
+    std::string_view needs = {};      // another setting that must be given with this one
+    std::string_view secret = {};     // what show() masks ("the token"): such a value does not read back
+    std::function<bool(config const&)> masks = {}; // whether show() masked a secret in this value
+};
+
+// The kinds of value, each read and shown one way; the bounds are the row's.
+
+/** Text that must not be empty. */
+setting text(std::string_view name, std::string config::*field, std::string expected, std::string_view help) {
+    return {name, help,
+            [field, expected](config& cfg, std::string const& value, std::string const& where) {
+                if (value.empty()) throw bad_option_value(where, value, expected);
+                cfg.*field = value;
+            },
+            [field](config const& cfg) -> std::optional<std::string> { return cfg.*field; }};
+}
+
+/** A file or directory name, unset by default. */
+setting path(std::string_view name, std::string config::*field, std::string_view value_name,
+             std::string expected, std::string_view unset, std::string_view help) {
+    auto row = text(name, field, std::move(expected), help);
+    row.show = [field](config const& cfg) -> std::optional<std::string> {
+        if ((cfg.*field).empty()) return std::nullopt;
+        return cfg.*field;
+    };
+    row.value_name = value_name;
+    row.unset = unset;
+    return row;
+}
+
+/** A whole number from `min` to `max`. */
+template <class Number>
+setting count(std::string_view name, Number config::*field, std::uint64_t min, std::uint64_t max,
+              std::string_view help) {
+    return {name, help,
+            [=](config& cfg, std::string const& value, std::string const& where) {
+                cfg.*field = static_cast<Number>(parse_count(where, value, min, max));
+            },
+            [=](config const& cfg) -> std::optional<std::string> { return std::to_string(cfg.*field); }};
+}
+
+/** A positive duration ("250ms", "5s", "1m"). */
+setting time(std::string_view name, duration config::*field, std::string_view help) {
+    return {name, help,
+            [=](config& cfg, std::string const& value, std::string const& where) {
+                cfg.*field = parse_duration_option(where, value);
+            },
+            [=](config const& cfg) -> std::optional<std::string> { return format_duration(cfg.*field); }};
+}
+
+/** `row`, which is given only together with `other`. */
+setting paired_with(setting row, std::string_view other) {
+    row.needs = other;
+    return row;
+}
+
+/** One of a few words, each standing for a value of `field`. */
+template <class Value>
+setting choice(std::string_view name, Value config::*field, std::vector<std::pair<std::string, Value>> words,
+               std::string expected, std::string_view help) {
+    return {name, help,
+            [=](config& cfg, std::string const& value, std::string const& where) {
+                for (auto const& [word, meaning] : words)
+                    if (word == value) {
+                        cfg.*field = meaning;
+                        return;
+                    }
+                throw bad_option_value(where, value, expected);
+            },
+            [=](config const& cfg) -> std::optional<std::string> {
+                for (auto const& [word, meaning] : words)
+                    if (meaning == cfg.*field) return word;
+                return std::nullopt;
+            }};
+}
+
+std::vector<std::pair<std::string, log_level>> log_levels() {
+    std::vector<std::pair<std::string, log_level>> words;
+    for (auto level : {log_level::debug, log_level::info, log_level::warn, log_level::error, log_level::off})
+        words.emplace_back(to_string(level), level);
+    return words;
+}
+
+std::vector<std::pair<std::string, log_format>> log_formats() {
+    return {{std::string(to_string(log_format::text)), log_format::text},
+            {std::string(to_string(log_format::json)), log_format::json}};
+}
+
+/** --threads: auto (0: one per core) or a count. */
+setting threads() {
+    auto row = count("threads", &config::threads, 1, 256,
+                     "event-loop threads sharing the connections: 1 to 256, or auto (one per core)");
+    auto const read_count = row.read;
+    row.read = [read_count](config& cfg, std::string const& value, std::string const& where) {
+        if (value == "auto")
+            cfg.threads = 0;
+        else
+            read_count(cfg, value, where);
+    };
+    row.show = [](config const& cfg) -> std::optional<std::string> {
+        return cfg.threads == 0 ? std::string("auto") : std::to_string(cfg.threads);
+    };
+    return row;
+}
+
+/** --admin-token: never printed, not even in an error. */
+setting admin_token() {
+    return {.name = "admin-token",
+            .help = "bearer token for POST /api/wisdom and GET /api/stats",
+            .read =
+                [](config& cfg, std::string const& value, std::string const& where) {
+                    if (value.size() < 16 || value.find_first_of(" \t\r\n") != std::string::npos)
+                        throw bad_option_value(where, "(hidden)",
+                                               "a token of at least 16 characters without spaces");
+                    cfg.admin_token = value;
+                },
+            .show = [](config const& cfg) -> std::optional<std::string> {
+                if (cfg.admin_token.empty()) return std::nullopt;
+                return "***";
+            },
+            .value_name = "TOKEN",
+            .unset = "unset: the admin API is off",
+            .secret = "the token",
+            .masks = [](config const&) { return true; }};
+}
+
+/** --redis: a URL whose password is never printed, not even in an error. */
+setting redis() {
+    return {.name = "redis",
+            .help = "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]: run as one node of a cluster sharing one "
+                    "broadcast",
+            .read =
+                [](config& cfg, std::string const& value, std::string const& where) {
+                    auto parsed = parse_redis_url(value);
+                    if (auto const* error = std::get_if<std::string>(&parsed))
+                        throw po::error(where + ": '" + mask_redis_url(value) +
+                                        "' is not a Redis URL: " + *error);
+                    cfg.redis = std::get<redis_endpoint>(std::move(parsed));
+                },
+            .show = [](config const& cfg) -> std::optional<std::string> {
+                if (!cfg.redis) return std::nullopt;
+                return cfg.redis->display();
+            },
+            .value_name = "URL",
+            .unset = "unset: a single node",
+            .secret = "the password",
+            .masks = [](config const& cfg) { return cfg.redis && !cfg.redis->password.empty(); }};
+}
+
+/** Every setting, in the order --help and --print-config list them. Adding a setting is adding a row. */
+std::vector<setting> const& settings() {
+    static std::vector<setting> const table = [] {
+        std::vector<setting> rows{
+            text("host", &config::host, "an address", "address to listen on"),
+            count("port", &config::port, 0, 65535, "TCP port for HTTP and WebSocket (0: any free port)"),
+            time("interval", &config::interval,
+                 "time between broadcasts (250ms, 5s, 1m; bare number = seconds)"),
+            time("ping-timeout", &config::ping_timeout, "close a connection silent for this long with 4000"),
+            path("quotes", &config::quotes_file, "FILE", "a file name", "unset: the built-in deck",
+                 "quotes file, one per line"),
+            path("assets", &config::assets_dir, "DIR", "a directory", "unset: the built-in UI",
+                 "serve the UI from this directory instead of the built-in copy"),
+            count("max-connections", &config::max_connections, 1, 10'000'000,
+                  "open WebSockets before upgrades get 503"),
+            count("max-queue", &config::max_queue, 1, 1'000'000,
+                  "frames queued per connection before broadcasts to it are dropped"),
+            count("max-message-size", &config::max_message_size, 64, 16 * 1024 * 1024,
+                  "largest client message in bytes; larger closes with 1009"),
+            count("max-errors", &config::max_errors, 1, 1'000'000,
+                  "protocol errors answered per connection; the next one closes it with 1008"),
+            time("handshake-timeout", &config::handshake_timeout,
+                 "time allowed for a whole HTTP request, a WebSocket upgrade or a closing handshake"),
+            time("write-timeout", &config::write_timeout,
+                 "drop a connection whose socket accepts no data for this long"),
+            threads(),
+            choice(
+                "cpu-affinity", &config::cpu_affinity, {{"auto", true}, {"off", false}}, "auto or off",
+                "auto: with several threads, each runs on a CPU of its own (of those the process may use); "
+                "off: the scheduler places them"),
+            choice("log-level", &config::level, log_levels(), "one of debug, info, warn, error, off",
+                   "debug, info, warn, error or off"),
+            choice("log-format", &config::format, log_formats(), "text or json",
+                   "text (one line: time level event key=value...) or json (one object per line)"),
+            paired_with(path("tls-cert", &config::tls_cert, "FILE", "a file name", "unset: plain HTTP",
+                             "PEM certificate (chain); with --tls-key the port serves HTTPS and wss:// only"),
+                        "tls-key"),
+            paired_with(path("tls-key", &config::tls_key, "FILE", "a file name", "unset: plain HTTP",
+                             "PEM private key for --tls-cert"),
+                        "tls-cert"),
+            admin_token(),
+            redis(),
+        };
+        return rows;
+    }();
+    return table;
+}
+
+/** The options of po for every setting: values are read as text and checked by the table, so every mistake
+ * gets one clear line. */
 po::options_description describe_settings() {
     config const defaults;
     po::options_description options(
         "Settings (also WOLF_<NAME> in the environment, or NAME = value in --config)");
-    // Values are read as text and validated below, so every mistake gets one clear line.
-    // One option per entry reads better than the formatter's call chain.
-    // clang-format off
-    options.add_options()
-        ("host", po::value<std::string>()->default_value(defaults.host), "address to listen on")
-        ("port", po::value<std::string>()->default_value(std::to_string(defaults.port)),
-         "TCP port for HTTP and WebSocket (0: any free port)")
-        ("interval", po::value<std::string>()->default_value(format_duration(defaults.interval)),
-         "time between broadcasts (250ms, 5s, 1m; bare number = seconds)")
-        ("ping-timeout", po::value<std::string>()->default_value(format_duration(defaults.ping_timeout)),
-         "close a connection silent for this long with 4000")
-        ("quotes", po::value<std::string>()->value_name("FILE"),
-         "quotes file, one per line (default: the built-in deck)")
-        ("assets", po::value<std::string>()->value_name("DIR"),
-         "serve the UI from this directory instead of the built-in copy")
-        ("max-connections", po::value<std::string>()->default_value(std::to_string(defaults.max_connections)),
-         "open WebSockets before upgrades get 503")
-        ("max-queue", po::value<std::string>()->default_value(std::to_string(defaults.max_queue)),
-         "frames queued per connection before broadcasts to it are dropped")
-        ("max-message-size", po::value<std::string>()->default_value(std::to_string(defaults.max_message_size)),
-         "largest client message in bytes; larger closes with 1009")
-        ("max-errors", po::value<std::string>()->default_value(std::to_string(defaults.max_errors)),
-         "protocol errors answered per connection; the next one closes it with 1008")
-        ("handshake-timeout",
-         po::value<std::string>()->default_value(format_duration(defaults.handshake_timeout)),
-         "time allowed for a whole HTTP request, a WebSocket upgrade or a closing handshake")
-        ("write-timeout", po::value<std::string>()->default_value(format_duration(defaults.write_timeout)),
-         "drop a connection whose socket accepts no data for this long")
-        ("threads", po::value<std::string>()->default_value("auto"),
-         "event-loop threads sharing the connections: 1 to 256, or auto (one per core)")
-        ("cpu-affinity", po::value<std::string>()->default_value("auto"),
-         "auto: with several threads, each runs on a CPU of its own (of those the process may use); off: "
-         "the scheduler places them")
-        ("log-level", po::value<std::string>()->default_value(std::string(to_string(defaults.level))),
-         "debug, info, warn, error or off")
-        ("log-format", po::value<std::string>()->default_value(std::string(to_string(defaults.format))),
-         "text (one line: time level event key=value...) or json (one object per line)")
-        ("tls-cert", po::value<std::string>()->value_name("FILE"),
-         "PEM certificate (chain); with --tls-key the port serves HTTPS and wss:// only")
-        ("tls-key", po::value<std::string>()->value_name("FILE"), "PEM private key for --tls-cert")
-        ("admin-token", po::value<std::string>()->value_name("TOKEN"),
-         "bearer token for POST /api/wisdom and GET /api/stats (unset: the admin API is off)")
-        ("redis", po::value<std::string>()->value_name("URL"),
-         "redis://[:PASSWORD@]HOST[:PORT][/DB]: run as one node of a cluster sharing one broadcast "
-         "(unset: a single node)");
-    // clang-format on
+    for (auto const& row : settings()) {
+        auto* value = po::value<std::string>();
+        std::string help(row.help);
+        if (row.value_name.empty())
+            value->default_value(row.show(defaults).value_or(""));
+        else
+            value->value_name(std::string(row.value_name));
+        if (!row.unset.empty()) help.append(" (").append(row.unset).append(")");
+        options.add_options()(std::string(row.name).c_str(), value, help.c_str());
+    }
     return options;
 }
 
@@ -162,68 +340,47 @@ private:
     std::string file_name_;
 };
 
-/** The effective settings as a file --config reads back, each with its source as a comment. */
+/** The effective settings as a file --config reads back, each with its source as a comment. A value that is
+ * unset, or whose secret is masked (so it would not read back), is a comment too. */
 std::string render_config(config const& cfg, provenance const& from) {
     std::ostringstream out;
     out << "# wolf-wisdom " WOLF_VERSION " effective settings"
         << " (precedence: command line > WOLF_* environment > --config file > default)\n";
-    auto const line = [&](std::string_view name, std::string const& value) {
-        std::string entry = std::string(name) + " = " + value;
-        if (entry.size() < 40) entry.resize(40, ' ');
-        out << entry << " # " << from.source(name) << '\n';
-    };
-    auto const optional = [&](std::string_view name, std::string const& value, std::string_view unset) {
-        if (value.empty())
-            out << "# " << name << " =  (" << unset << ")\n";
-        else
-            line(name, value);
-    };
-    line("host", cfg.host);
-    line("port", std::to_string(cfg.port));
-    line("interval", format_duration(cfg.interval));
-    line("ping-timeout", format_duration(cfg.ping_timeout));
-    optional("quotes", cfg.quotes_file, "unset: the built-in deck");
-    optional("assets", cfg.assets_dir, "unset: the built-in UI");
-    line("max-connections", std::to_string(cfg.max_connections));
-    line("max-queue", std::to_string(cfg.max_queue));
-    line("max-message-size", std::to_string(cfg.max_message_size));
-    line("max-errors", std::to_string(cfg.max_errors));
-    line("handshake-timeout", format_duration(cfg.handshake_timeout));
-    line("write-timeout", format_duration(cfg.write_timeout));
-    line("threads", cfg.threads == 0 ? std::string("auto") : std::to_string(cfg.threads));
-    line("cpu-affinity", cfg.cpu_affinity ? "auto" : "off");
-    line("log-level", std::string(to_string(cfg.level)));
-    line("log-format", std::string(to_string(cfg.format)));
-    optional("tls-cert", cfg.tls_cert, "unset: plain HTTP");
-    optional("tls-key", cfg.tls_key, "unset: plain HTTP");
-    if (cfg.admin_token.empty())
-        out << "# admin-token =  (unset: the admin API is off)\n";
-    else
-        out << "# admin-token =  (set by " << from.source("admin-token") << "; not printed)\n";
-    // A masked password would not read back, so a URL with one is shown as a comment, like the token.
-    if (!cfg.redis)
-        out << "# redis =  (unset: a single node)\n";
-    else if (cfg.redis->password.empty())
-        line("redis", cfg.redis->display());
-    else
-        out << "# redis = " << cfg.redis->display() << "  (set by " << from.source("redis")
-            << "; the password is not printed)\n";
+    for (auto const& row : settings()) {
+        auto const value = row.show(cfg);
+        if (!value) {
+            out << "# " << row.name << " =  (" << row.unset << ")\n";
+        } else if (row.masks && row.masks(cfg)) {
+            out << "# " << row.name << " = " << *value << "  (set by " << from.source(row.name) << "; "
+                << row.secret << " is not printed)\n";
+        } else {
+            std::string entry = std::string(row.name) + " = " + *value;
+            if (entry.size() < 40) entry.resize(40, ' ');
+            out << entry << " # " << from.source(row.name) << '\n';
+        }
+    }
     return std::move(out).str();
 }
 
 } // namespace
 
+std::size_t thread_count(config const& cfg) noexcept {
+    if (cfg.threads != 0) return cfg.threads;
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
 cli_result parse_command_line(int argc, char const* const argv[]) {
-    auto const settings = describe_settings();
+    auto const settings_options = describe_settings();
     auto const commands = describe_commands();
     po::options_description all;
-    all.add(commands).add(settings);
+    all.add(commands).add(settings_options);
 
     try {
         // No positional arguments: a stray word is an error, not silently ignored.
         auto const cli = po::command_line_parser(argc, argv).options(all).positional({}).run();
-        auto const env = po::parse_environment(
-            all, [&](std::string const& variable) { return option_for_variable(variable, settings); });
+        auto const env = po::parse_environment(all, [&](std::string const& variable) {
+            return option_for_variable(variable, settings_options);
+        });
 
         // po::store keeps the first value it is given, so storing in precedence order makes the command
         // line win over the environment, the environment over the file, and any of them over a default.
@@ -236,7 +393,7 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
             out << "Usage: wolf-wisdom [options]\n\n"
                 << "Broadcasts wolf wisdom to every subscribed WebSocket client.\n\n"
                 << commands << '\n'
-                << settings << '\n'
+                << settings_options << '\n'
                 << "Every setting can also come from the environment (WOLF_PORT=8080, "
                    "WOLF_PING_TIMEOUT=20s)\n"
                 << "or a --config file (port = 8080). Precedence: command line > environment > file > "
@@ -255,7 +412,7 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
             std::ifstream in(file_name);
             if (!in) throw po::error(where + ": cannot read '" + file_name + "'");
             try {
-                file.emplace(po::parse_config_file(in, settings));
+                file.emplace(po::parse_config_file(in, settings_options));
             } catch (po::error const& e) {
                 throw po::error(file_name + ": " + e.what());
             }
@@ -264,67 +421,15 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
         po::notify(vm);
         provenance const from(cli, env, file, file_name);
 
+        // Every setting given (or defaulted) is read by its row, in the table's order; the first mistake is
+        // the one reported.
         config cfg;
-        auto const text = [&](char const* name) { return vm[name].as<std::string>(); };
-        auto const label = [&](char const* name) { return from.label(name); };
-        auto const given = [&](char const* name) { return vm.count(name) > 0; };
-        cfg.host = text("host");
-        if (cfg.host.empty()) throw bad_option_value(label("host"), cfg.host, "an address");
-        cfg.port = static_cast<std::uint16_t>(parse_count(label("port"), text("port"), 0, 65535));
-        cfg.interval = parse_duration_option(label("interval"), text("interval"));
-        cfg.ping_timeout = parse_duration_option(label("ping-timeout"), text("ping-timeout"));
-        if (given("quotes")) {
-            cfg.quotes_file = text("quotes");
-            if (cfg.quotes_file.empty()) throw bad_option_value(label("quotes"), "", "a file name");
-        }
-        if (given("assets")) {
-            cfg.assets_dir = text("assets");
-            if (cfg.assets_dir.empty()) throw bad_option_value(label("assets"), "", "a directory");
-        }
-        cfg.max_connections = parse_count(label("max-connections"), text("max-connections"), 1, 10'000'000);
-        cfg.max_queue = parse_count(label("max-queue"), text("max-queue"), 1, 1'000'000);
-        cfg.max_message_size =
-            parse_count(label("max-message-size"), text("max-message-size"), 64, 16 * 1024 * 1024);
-        cfg.max_errors = parse_count(label("max-errors"), text("max-errors"), 1, 1'000'000);
-        cfg.handshake_timeout = parse_duration_option(label("handshake-timeout"), text("handshake-timeout"));
-        cfg.write_timeout = parse_duration_option(label("write-timeout"), text("write-timeout"));
-        if (text("threads") != "auto") cfg.threads = parse_count(label("threads"), text("threads"), 1, 256);
-        if (text("cpu-affinity") != "auto" && text("cpu-affinity") != "off")
-            throw bad_option_value(label("cpu-affinity"), text("cpu-affinity"), "auto or off");
-        cfg.cpu_affinity = text("cpu-affinity") == "auto";
-        auto const level = parse_log_level(text("log-level"));
-        if (!level)
-            throw bad_option_value(label("log-level"), text("log-level"),
-                                   "one of debug, info, warn, error, off");
-        cfg.level = *level;
-        auto const format = parse_log_format(text("log-format"));
-        if (!format) throw bad_option_value(label("log-format"), text("log-format"), "text or json");
-        cfg.format = *format;
-        if (given("tls-cert") != given("tls-key"))
-            throw po::error(given("tls-cert") ? label("tls-cert") + " needs --tls-key too"
-                                              : label("tls-key") + " needs --tls-cert too");
-        if (given("tls-cert")) {
-            cfg.tls_cert = text("tls-cert");
-            cfg.tls_key = text("tls-key");
-            if (cfg.tls_cert.empty()) throw bad_option_value(label("tls-cert"), "", "a file name");
-            if (cfg.tls_key.empty()) throw bad_option_value(label("tls-key"), "", "a file name");
-        }
-        if (given("admin-token")) {
-            cfg.admin_token = text("admin-token");
-            // The token itself is never echoed, not even in an error.
-            if (cfg.admin_token.size() < 16 || cfg.admin_token.find_first_of(" \t\r\n") != std::string::npos)
-                throw bad_option_value(label("admin-token"), "(hidden)",
-                                       "a token of at least 16 characters without spaces");
-        }
-
-        if (given("redis")) {
-            auto const url = text("redis");
-            auto parsed = parse_redis_url(url);
-            // The password is never echoed, not even in an error.
-            if (auto const* error = std::get_if<std::string>(&parsed))
-                throw po::error(label("redis") + ": '" + mask_redis_url(url) +
-                                "' is not a Redis URL: " + *error);
-            cfg.redis = std::get<redis_endpoint>(std::move(parsed));
+        for (auto const& row : settings()) {
+            std::string const name(row.name);
+            if (!vm.count(name)) continue;
+            if (!row.needs.empty() && !vm.count(std::string(row.needs)))
+                throw po::error(from.label(name) + " needs --" + std::string(row.needs) + " too");
+            row.read(cfg, vm[name].as<std::string>(), from.label(name));
         }
 
         if (vm.count("print-config")) return {std::nullopt, 0, render_config(cfg, from)};
