@@ -113,14 +113,14 @@ net::awaitable<void> cluster::run() {
     while (!stopped_) {
         auto failure = co_await open();
         if (failure.empty() && !stopped_) {
-            connected_ = true;
+            set_state(true, false);
             logged_down = false;
             backoff = first_backoff;
             log_info("broker_connected", kv("redis", options_.redis.display()), kv("node", node_id_));
             failure = co_await serve();
-            connected_ = false;
+            set_state(false, leader_);
             if (stopped_ && leader_) co_await release();
-            leader_ = false;
+            set_state(false, false);
         }
         drop_connections();
         if (stopped_) break;
@@ -137,8 +137,18 @@ net::awaitable<void> cluster::run() {
         co_await wake_.async_wait(use_nothrow);
         backoff = std::min(backoff * 2, max_backoff);
     }
-    connected_ = false;
-    leader_ = false;
+    set_state(false, false);
+}
+
+void cluster::on_change(std::function<void()> handler) {
+    on_change_ = std::move(handler);
+}
+
+void cluster::set_state(bool connected, bool leader) {
+    bool const changed = connected != connected_ || leader != leader_;
+    connected_ = connected;
+    leader_ = leader;
+    if (changed && on_change_) on_change_();
 }
 
 void cluster::stop() {
@@ -233,7 +243,7 @@ net::awaitable<std::string> cluster::try_acquire(tick_schedule& schedule) {
 
     auto const now = steady_clock::now();
     if (reply->first == 1) {
-        leader_ = true;
+        set_state(true, true);
         log_info("leader_acquired", kv("node", node_id_), kv("last_tick", last_tick_.load()));
         schedule.reschedule(now); // the first tick at once: the old leader's are already late
         co_return std::string();
@@ -266,7 +276,7 @@ net::awaitable<std::string> cluster::tick(tick_schedule& schedule) {
 
     auto const now = steady_clock::now();
     if (reply->first == 0) {
-        leader_ = false;
+        set_state(true, false);
         log_info("leader_lost", kv("node", node_id_));
         schedule.reschedule(now);
         co_return std::string();

@@ -79,6 +79,9 @@ public:
      * is not connected or too many are still on their way. From any thread. */
     bool try_publish(std::string text);
 
+    /** Called on the cluster's executor whenever connected() or leader() changes. */
+    void on_change(std::function<void()> handler);
+
     bool connected() const noexcept { return connected_; }
     bool leader() const noexcept { return leader_; }
     std::uint64_t last_tick() const noexcept { return last_tick_; }
@@ -97,6 +100,7 @@ private:
     net::awaitable<void> publish(std::string text);
     void on_channel_message(std::string const& payload);
     void connection_lost(std::string why);
+    void set_state(bool connected, bool leader);
     void drop_connections();
 
     net::any_io_executor executor_;
@@ -112,6 +116,7 @@ private:
     bool stopped_ = false;
     std::atomic<bool> connected_{false};
     std::atomic<bool> leader_{false};
+    std::function<void()> on_change_;
     std::atomic<std::uint64_t> last_tick_{0};
     std::atomic<std::size_t> publishing_{0};
 };
