@@ -1,13 +1,13 @@
 #define BOOST_TEST_MODULE cli
 // The real binary, as a user runs it: exit codes, one-line errors, startup and signal shutdown.
+#include "common/binary.hpp"
+#include "common/certificates.hpp"
+#include "common/clients.hpp"
+#include "common/test_server.hpp"
 #include "protocol.hpp"
 #include "support/async.hpp"
-#include "support/certificates.hpp"
-#include "support/child_process.hpp"
-#include "support/clients.hpp"
 #include "support/cpu_affinity.hpp"
 #include "support/logger.hpp"
-#include "support/test_server.hpp"
 #include "version.hpp"
 
 #include <algorithm>
@@ -40,20 +40,6 @@ void check_usage_error(std::vector<std::string> args, std::string_view names) {
     BOOST_TEST(result.exit_code == 2, result.output);
     BOOST_TEST(result.output.find(names) != std::string::npos, result.output);
     BOOST_TEST(std::count(result.output.begin(), result.output.end(), '\n') == 1, result.output);
-}
-
-/**
- * Waits for the server's "listening url=<scheme>://127.0.0.1:PORT port=PORT ..." line; returns the port.
- */
-std::uint16_t wait_until_listening(child_process& server, std::string_view scheme = "http") {
-    auto const line = server.wait_for_line(" listening url=", 10s);
-    BOOST_REQUIRE_MESSAGE(line, "the server did not start: " << server.output());
-    auto const prefix = " url=" + std::string(scheme) + "://127.0.0.1:";
-    auto const at = line->find(prefix);
-    BOOST_REQUIRE_MESSAGE(at != std::string::npos, *line);
-    auto const port = std::stoi(line->substr(at + prefix.size()));
-    BOOST_TEST(line->find(" port=" + std::to_string(port) + " ") != std::string::npos, *line);
-    return static_cast<std::uint16_t>(port);
 }
 
 /** A WebSocket client connected to 127.0.0.1:port, with `initial` read; returns the stream and the id. */
@@ -96,22 +82,16 @@ std::vector<std::string> exercise_and_stop(child_process& server, std::uint16_t 
         for (;;) { // its closed line
             auto const line = server.wait_for_line(id, 5s);
             BOOST_REQUIRE_MESSAGE(line, server.output());
-            if (line->find("closed") != std::string::npos) break;
+            if (line->text.find("closed") != std::string::npos) break;
         }
     }
     server.send_signal(SIGTERM);
     auto const status = server.wait(10s);
     BOOST_REQUIRE_MESSAGE(status.has_value(), "the server did not exit after SIGTERM");
     BOOST_TEST(*status == 0, server.output());
-    while (server.read_line(100ms)) {
-    }
     std::vector<std::string> lines;
-    std::string_view rest = server.output();
-    while (!rest.empty()) {
-        auto const eol = rest.find('\n');
-        lines.emplace_back(rest.substr(0, eol));
-        rest.remove_prefix(eol == std::string_view::npos ? rest.size() : eol + 1);
-    }
+    for (auto& line : server.lines())
+        lines.push_back(std::move(line.text));
     return lines;
 }
 
@@ -122,12 +102,6 @@ std::string_view view(boost::json::string const& text) {
 /** "2026-11-26T09:31:02.123Z". */
 bool is_timestamp(std::string_view text) {
     return text.size() == 24 && text[4] == '-' && text[10] == 'T' && text[19] == '.' && text[23] == 'Z';
-}
-
-std::filesystem::path write_temp(std::string const& name, std::string const& contents) {
-    auto const path = std::filesystem::temp_directory_path() / name;
-    std::ofstream(path) << contents;
-    return path;
 }
 
 } // namespace
@@ -151,9 +125,8 @@ BOOST_AUTO_TEST_CASE(bad_command_lines_exit_2_with_one_line) {
 }
 
 BOOST_AUTO_TEST_CASE(an_empty_quotes_file_exits_2) {
-    auto const path = write_temp("wolf-cli-empty-quotes.txt", "# nothing here\n\n   \n");
-    check_usage_error({"--quotes", path.string()}, "no quotes");
-    std::filesystem::remove(path);
+    temp_file const quotes("cli-empty-quotes.txt", "# nothing here\n\n   \n");
+    check_usage_error({"--quotes", quotes.path}, "no quotes");
 }
 
 BOOST_AUTO_TEST_CASE(a_port_in_use_exits_1_naming_the_address) {
@@ -224,9 +197,9 @@ BOOST_AUTO_TEST_CASE(two_threads_keep_a_cpu_each) {
 }
 
 BOOST_AUTO_TEST_CASE(a_custom_quotes_file_is_broadcast) {
-    auto const path = write_temp("wolf-cli-quotes.txt", "# one quote only\nThe only wolf in this file.\n");
+    temp_file const quotes("cli-quotes.txt", "# one quote only\nThe only wolf in this file.\n");
     child_process server(
-        {binary, "--host", "127.0.0.1", "--port", "0", "--interval", "50ms", "--quotes", path.string()});
+        {binary, "--host", "127.0.0.1", "--port", "0", "--interval", "50ms", "--quotes", quotes.path});
     auto const port = wait_until_listening(server);
 
     net::io_context ioc;
@@ -242,7 +215,6 @@ BOOST_AUTO_TEST_CASE(a_custom_quotes_file_is_broadcast) {
         wisdom = beast::buffers_to_string(buffer.data());
     }
     BOOST_TEST(wisdom.find("The only wolf in this file.") != std::string::npos, wisdom);
-    std::filesystem::remove(path);
 }
 
 BOOST_AUTO_TEST_CASE(unusable_tls_files_exit_2_with_one_line_before_listening) {
@@ -313,7 +285,7 @@ BOOST_AUTO_TEST_CASE(json_logs_are_one_object_per_line_with_typed_fields) {
                           "debug", "--log-format", "json"});
     auto const listening = server.wait_for_line(R"("event":"listening")", 10s);
     BOOST_REQUIRE_MESSAGE(listening, "the server did not start: " << server.output());
-    auto const announced = boost::json::parse(*listening).as_object();
+    auto const announced = boost::json::parse(listening->text).as_object();
     BOOST_REQUIRE(announced.at("port").is_int64() || announced.at("port").is_uint64());
     auto const port = announced.at("port").to_number<std::uint16_t>();
     BOOST_TEST(std::string(view(announced.at("url").as_string())) ==

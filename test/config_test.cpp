@@ -1,6 +1,5 @@
 #define BOOST_TEST_MODULE config
 #include "config.hpp"
-#include "support/cpu_affinity.hpp"
 #include "version.hpp"
 
 #include <boost/test/data/test_case.hpp>
@@ -538,15 +537,3 @@ BOOST_AUTO_TEST_CASE(a_url_without_password_reads_back_from_print_config) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
-
-BOOST_AUTO_TEST_CASE(threads_take_the_allowed_cpus_in_turn_and_one_thread_or_cpu_pins_nothing) {
-    std::vector<int> const two{0, 1};
-    BOOST_TEST(!cpu_for_thread(0, 1, two).has_value(), "one thread: nothing to keep apart");
-    BOOST_TEST(!cpu_for_thread(1, 2, {5}).has_value(), "one allowed CPU: nowhere else to go");
-    BOOST_TEST(cpu_for_thread(0, 2, two).value_or(-1) == 0);
-    BOOST_TEST(cpu_for_thread(1, 2, two).value_or(-1) == 1);
-    BOOST_TEST(cpu_for_thread(2, 3, two).value_or(-1) == 0, "more threads than CPUs: round again");
-    BOOST_TEST(cpu_for_thread(3, 4, {2, 4, 6}).value_or(-1) == 2, "the allowed set, not CPU numbers from 0");
-    auto const allowed = allowed_cpus();
-    BOOST_TEST(!allowed.empty(), "this process may run somewhere");
-}

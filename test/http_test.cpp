@@ -1,12 +1,12 @@
 #define BOOST_TEST_MODULE http
 #include "broadcaster.hpp"
+#include "common/clients.hpp"
+#include "common/process.hpp"
+#include "common/test_server.hpp"
 #include "http_session.hpp"
 #include "protocol.hpp"
 #include "shard.hpp"
 #include "support/async.hpp"
-#include "support/child_process.hpp"
-#include "support/clients.hpp"
-#include "support/test_server.hpp"
 
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>

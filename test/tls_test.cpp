@@ -1,11 +1,11 @@
 #define BOOST_TEST_MODULE tls
 // The port with --tls-cert/--tls-key: HTTPS and wss:// only, TLS 1.2 or later, bounded handshakes, and a
 // plain answer to plain HTTP.
+#include "common/certificates.hpp"
+#include "common/clients.hpp"
+#include "common/test_server.hpp"
 #include "protocol.hpp"
 #include "support/async.hpp"
-#include "support/certificates.hpp"
-#include "support/clients.hpp"
-#include "support/test_server.hpp"
 #include "tls.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>

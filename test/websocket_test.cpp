@@ -1,11 +1,11 @@
 #define BOOST_TEST_MODULE websocket
 #include "broadcaster.hpp"
+#include "common/clients.hpp"
+#include "common/process.hpp"
+#include "common/test_server.hpp"
 #include "protocol.hpp"
 #include "support/async.hpp"
-#include "support/child_process.hpp"
-#include "support/clients.hpp"
 #include "support/cpu_affinity.hpp"
-#include "support/test_server.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>

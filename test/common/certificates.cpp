@@ -1,6 +1,6 @@
-#include "certificates.hpp"
+#include "common/certificates.hpp"
 
-#include "child_process.hpp"
+#include "common/process.hpp"
 #include "tls.hpp"
 
 #include <boost/test/unit_test.hpp>

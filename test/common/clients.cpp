@@ -1,4 +1,4 @@
-#include "clients.hpp"
+#include "common/clients.hpp"
 
 #include "protocol.hpp"
 #include "support/async.hpp"
@@ -12,6 +12,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
+#include <charconv>
 
 namespace wolf::test {
 namespace {
@@ -233,5 +234,34 @@ net::awaitable<std::string> raw_exchange(std::uint16_t port, std::string request
 
 template class basic_ws_client<beast::tcp_stream>;
 template class basic_ws_client<tls_stream>;
+
+metric_samples parse_metrics(std::string_view text) {
+    metric_samples samples;
+    while (!text.empty()) {
+        auto const eol = text.find('\n');
+        auto const line = text.substr(0, eol);
+        text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
+        if (line.empty() || line.front() == '#') continue;
+        auto const space = line.rfind(' ');
+        if (space == std::string_view::npos) continue;
+        double value = 0;
+        auto const number = line.substr(space + 1);
+        if (std::from_chars(number.data(), number.data() + number.size(), value).ec != std::errc{}) continue;
+        samples.emplace(std::string(line.substr(0, space)), value);
+    }
+    return samples;
+}
+
+net::awaitable<metric_samples> scrape_metrics(std::uint16_t port) {
+    auto const res = co_await http_request(port, http::verb::get, "/metrics");
+    BOOST_REQUIRE_EQUAL(res.result_int(), 200u);
+    co_return parse_metrics(res.body());
+}
+
+double metric(metric_samples const& samples, std::string_view name) {
+    auto const it = samples.find(name);
+    BOOST_REQUIRE_MESSAGE(it != samples.end(), "no metric " << name);
+    return it->second;
+}
 
 } // namespace wolf::test

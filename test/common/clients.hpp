@@ -10,6 +10,7 @@
 #include <boost/beast/websocket/stream.hpp>
 #include <boost/json/object.hpp>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -122,5 +123,13 @@ net::awaitable<http::response<http::string_body>> https_request(std::uint16_t po
 
 /** Writes raw bytes on a fresh connection and returns everything the server sends until it closes. */
 net::awaitable<std::string> raw_exchange(std::uint16_t port, std::string request);
+
+/** Samples of the Prometheus text: "name" or "name{labels}" -> value. */
+using metric_samples = std::map<std::string, double, std::less<>>;
+metric_samples parse_metrics(std::string_view text);
+/** GET /metrics on 127.0.0.1:port, parsed. */
+net::awaitable<metric_samples> scrape_metrics(std::uint16_t port);
+/** The sample's value; fails the test if it is missing. */
+double metric(metric_samples const& samples, std::string_view name);
 
 } // namespace wolf::test

@@ -1,6 +1,6 @@
-#include "redis_server.hpp"
+#include "common/redis_server.hpp"
 
-#include "support/child_process.hpp"
+#include "common/process.hpp"
 
 #include <boost/test/unit_test.hpp>
 #include <csignal>
@@ -45,7 +45,7 @@ void redis_server::start() {
         "--save",     "",       "--appendonly",        "no",     "--daemonize", "no",
         "--loglevel", "notice", "--protected-mode",    "no"};
     argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
-    auto candidate = std::make_unique<process>(argv);
+    auto candidate = std::make_unique<child_process>(argv);
     if (candidate->wait_for_line("Ready to accept connections", 10s)) {
         process_ = std::move(candidate);
         return;

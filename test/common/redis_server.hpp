@@ -2,7 +2,7 @@
 
 // A redis-server of the test's own, for the suites labelled `redis`.
 
-#include "reliability/harness.hpp"
+#include "common/binary.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -44,7 +44,7 @@ private:
     std::string binary_;
     std::vector<std::string> extra_args_;
     std::uint16_t port_ = 0;
-    std::unique_ptr<process> process_;
+    std::unique_ptr<child_process> process_;
 };
 
 /** A TCP port on 127.0.0.1 that nothing listened on a moment ago. */

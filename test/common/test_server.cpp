@@ -1,4 +1,4 @@
-#include "test_server.hpp"
+#include "common/test_server.hpp"
 
 #include "assets.hpp"
 #include "quote_deck.hpp"
@@ -90,9 +90,23 @@ void run_to_completion(net::io_context& ioc, net::awaitable<void> task, std::chr
     BOOST_TEST(ioc.stopped(), "operations were still pending 5 s after the test finished");
 }
 
+void run_coro(std::function<net::awaitable<void>()> body, std::chrono::milliseconds deadline) {
+    net::io_context ioc;
+    run_to_completion(ioc, body(), deadline);
+}
+
 net::awaitable<void> pause(std::chrono::milliseconds how_long) {
     net::steady_timer timer(co_await net::this_coro::executor, how_long);
     co_await timer.async_wait(use_nothrow);
+}
+
+net::awaitable<bool> notifier::until(std::function<bool()> condition, std::chrono::milliseconds limit) {
+    net::steady_timer wake(co_await net::this_coro::executor, limit);
+    waiting_.push_back(&wake);
+    while (!condition() && std::chrono::steady_clock::now() < wake.expiry())
+        co_await wake.async_wait(use_nothrow); // notify() cancels it; the expiry stays
+    std::erase(waiting_, &wake);
+    co_return condition();
 }
 
 net::awaitable<bool> eventually(std::function<bool()> condition, std::chrono::milliseconds limit) {

@@ -6,6 +6,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -45,8 +46,34 @@ void run_with_server(config cfg, net::ssl::context& tls, std::function<net::awai
  */
 void run_to_completion(net::io_context& ioc, net::awaitable<void> task, std::chrono::milliseconds deadline);
 
+/**
+ * Runs `body` on a fresh io_context until it and everything it spawned have finished. Fails if
+ * `deadline` passes first, or if work is still pending 5 s after the body returned; rethrows what the
+ * body threw, so BOOST_REQUIRE inside coroutines works.
+ */
+void run_coro(std::function<net::awaitable<void>()> body, std::chrono::milliseconds deadline = 20s);
+
 /** Waits without blocking the io_context (for pacing a client, never for awaiting an event). */
 net::awaitable<void> pause(std::chrono::milliseconds how_long);
+
+/**
+ * What a test awaits that its own callbacks and coroutines announce: they change the state, then call
+ * notify(); until() re-checks its condition at each notification, never on a timer of its own, and
+ * returns whether it held within `limit`. For one io_context thread.
+ */
+class notifier {
+public:
+    /** The state may have changed: every until() re-checks its condition. */
+    void notify() {
+        for (auto* waiting : waiting_)
+            waiting->cancel();
+    }
+
+    net::awaitable<bool> until(std::function<bool()> condition, std::chrono::milliseconds limit);
+
+private:
+    std::vector<net::steady_timer*> waiting_; // one per until() waiting now
+};
 
 /**
  * For server-side state no client can observe as an event (a drop without a closing handshake):

@@ -4,12 +4,12 @@
 // operator's message reaches all three; when the leader is killed another node ticks on within three
 // intervals and the numbers keep increasing; when Redis stops, clients stay connected, /healthz says so,
 // and the ticks resume when it returns.
+#include "common/binary.hpp"
+#include "common/clients.hpp"
+#include "common/redis_server.hpp"
+#include "common/test_server.hpp"
 #include "protocol.hpp"
-#include "redis_server.hpp"
-#include "reliability/harness.hpp"
 #include "support/async.hpp"
-#include "support/clients.hpp"
-#include "support/test_server.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -67,7 +67,7 @@ struct node {
                  {.environment = sanitizer_environment()})
         , port(wait_until_listening(server)) {}
 
-    process server;
+    child_process server;
     std::uint16_t port;
 };
 
@@ -87,8 +87,9 @@ net::awaitable<health> healthz(std::uint16_t port) {
                      body.at("leader").as_bool(), body.at("connections").as_int64()};
 }
 
-/** Reads until the connection ends (the test closes it, or the node dies), recording every wisdom. */
-net::awaitable<void> read_feed(ws_client& client, std::shared_ptr<feed> shared) {
+/** Reads until the connection ends (the test closes it, or the node dies), recording every wisdom and
+ * announcing each to `fed`. */
+net::awaitable<void> read_feed(ws_client& client, std::shared_ptr<feed> shared, notifier& fed) {
     auto& out = *shared; // shared: a reader may end after a failed check has ended the test body
     beast::flat_buffer buffer;
     for (;;) {
@@ -97,6 +98,7 @@ net::awaitable<void> read_feed(ws_client& client, std::shared_ptr<feed> shared) 
         if (ec) {
             out.closed = true;
             out.why = ec.message();
+            fed.notify();
             co_return;
         }
         auto const value = boost::json::parse(beast::buffers_to_string(buffer.data()));
@@ -106,6 +108,7 @@ net::awaitable<void> read_feed(ws_client& client, std::shared_ptr<feed> shared) 
         wisdom w{0, std::string(payload.at("message").as_string()), std::chrono::steady_clock::now()};
         if (auto const* tick = payload.if_contains("tick")) w.tick = tick->to_number<std::uint64_t>();
         out.got.push_back(std::move(w));
+        fed.notify();
     }
 }
 
@@ -141,7 +144,7 @@ public:
             feeds_.push_back(std::make_shared<feed>());
         }
         for (std::size_t i = 0; i < subs.clients.size(); ++i)
-            net::co_spawn(executor, read_feed(*subs.clients[i], feeds_[i]), [](std::exception_ptr e) {
+            net::co_spawn(executor, read_feed(*subs.clients[i], feeds_[i], fed_), [](std::exception_ptr e) {
                 if (e) std::rethrow_exception(e);
             });
     }
@@ -152,7 +155,7 @@ public:
             boost::system::error_code ignored;
             beast::get_lowest_layer(client->stream()).socket().close(ignored);
         }
-        BOOST_REQUIRE(co_await eventually(
+        BOOST_REQUIRE(co_await fed_.until(
             [&] {
                 return std::all_of(feeds_.begin(), feeds_.end(), [](auto const& f) { return f->closed; });
             },
@@ -165,7 +168,7 @@ public:
         std::vector<std::size_t> before;
         for (auto const& f : feeds_)
             before.push_back(f->tick_count());
-        co_return co_await eventually(
+        co_return co_await fed_.until(
             [&] {
                 for (std::size_t i = 0; i < feeds_.size(); ++i)
                     if (alive(i) && feeds_[i]->tick_count() < before[i] + more) return false;
@@ -206,16 +209,31 @@ public:
         co_return result;
     }
 
-    /** Polls /healthz until `condition` holds for every live node. */
-    template <class Condition>
-    net::awaitable<bool> health_becomes(Condition condition, std::chrono::milliseconds limit) {
+    /** Waits until every live node has logged `event` (broker_connected, broker_disconnected: each node
+     * logs its broker state once it has changed) after what the test last waited for; false if one did
+     * not within `limit`. */
+    net::awaitable<bool> broker_event(std::string_view event, std::chrono::milliseconds limit) {
         auto const until = std::chrono::steady_clock::now() + limit;
-        for (;;) {
-            auto const states = co_await all_health();
-            if (std::all_of(states.begin(), states.end(), condition)) co_return true;
-            if (std::chrono::steady_clock::now() >= until) co_return false;
-            co_await pause(20ms);
+        auto const needle = " " + std::string(event) + " ";
+        for (std::size_t i = 0; i < nodes_.size(); ++i) {
+            auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                until - std::chrono::steady_clock::now());
+            if (alive(i) && !co_await nodes_[i]->server.async_wait_for_line(needle, std::max(left, 0ms)))
+                co_return false;
         }
+        co_return true;
+    }
+
+    /** Whether `condition` holds for the /healthz of every live node. */
+    template <class Condition>
+    net::awaitable<bool> health_is(Condition condition) {
+        auto const states = co_await all_health();
+        co_return std::all_of(states.begin(), states.end(), condition);
+    }
+
+    /** Waits for what the subscribers receive, announced as it arrives. */
+    net::awaitable<bool> until(std::function<bool()> condition, std::chrono::milliseconds limit) {
+        return fed_.until(std::move(condition), limit);
     }
 
     net::awaitable<std::size_t> leader_index() {
@@ -275,6 +293,7 @@ public:
 private:
     std::vector<std::unique_ptr<node>> nodes_;
     std::vector<std::shared_ptr<feed>> feeds_;
+    notifier fed_; // every wisdom and every end of a feed
     std::vector<std::size_t> dead_;
 };
 
@@ -329,7 +348,7 @@ BOOST_AUTO_TEST_CASE(every_node_delivers_the_same_quote_with_the_same_tick_numbe
                     return w.tick == 0 && w.message == "The pack gathers at moonrise.";
                 });
             };
-            BOOST_TEST(co_await eventually([&] { return got_it(0) && got_it(1) && got_it(2); }, 2s));
+            BOOST_TEST(co_await cluster.until([&] { return got_it(0) && got_it(1) && got_it(2); }, 2s));
             co_await cluster.finish(subs);
 
             leader = co_await cluster.leader_index();
@@ -356,7 +375,8 @@ BOOST_AUTO_TEST_CASE(killing_the_leader_hands_the_ticks_to_another_node_within_t
             auto const killed = std::chrono::steady_clock::now();
             auto const survivor = (leader + 1) % cluster.size();
             BOOST_REQUIRE_MESSAGE(
-                co_await eventually([&] { return cluster.feed_of(survivor).last_tick() > last; }, lease + 2s),
+                co_await cluster.until([&] { return cluster.feed_of(survivor).last_tick() > last; },
+                                       lease + 2s),
                 cluster.tails());
             auto const& resumed =
                 *std::find_if(cluster.feed_of(survivor).got.begin(), cluster.feed_of(survivor).got.end(),
@@ -392,9 +412,10 @@ BOOST_AUTO_TEST_CASE(a_redis_outage_keeps_clients_connected_and_the_ticks_resume
 
             redis.pause();
             // A node notices at its next command: within an interval plus the Redis timeout (500 ms here).
-            BOOST_REQUIRE_MESSAGE(co_await cluster.health_becomes(
-                                      [](health const& h) { return !h.connected && !h.leader; }, 3s),
-                                  cluster.tails());
+            BOOST_REQUIRE_MESSAGE(co_await cluster.broker_event("broker_disconnected", 3s), cluster.tails());
+            BOOST_REQUIRE_MESSAGE(
+                co_await cluster.health_is([](health const& h) { return !h.connected && !h.leader; }),
+                cluster.tails());
             auto const last = cluster.highest_tick();
             std::vector<std::size_t> during;
             for (std::size_t i = 0; i < cluster.size(); ++i)
@@ -409,9 +430,9 @@ BOOST_AUTO_TEST_CASE(a_redis_outage_keeps_clients_connected_and_the_ticks_resume
                 BOOST_TEST(h.connections == 1);
 
             redis.resume();
-            BOOST_REQUIRE_MESSAGE(
-                co_await cluster.health_becomes([](health const& h) { return h.connected; }, 5s),
-                cluster.tails());
+            BOOST_REQUIRE_MESSAGE(co_await cluster.broker_event("broker_connected", 5s), cluster.tails());
+            BOOST_REQUIRE_MESSAGE(co_await cluster.health_is([](health const& h) { return h.connected; }),
+                                  cluster.tails());
             BOOST_REQUIRE_MESSAGE(co_await cluster.ticks_grow(3, 3s), cluster.tails());
             for (std::size_t i = 0; i < cluster.size(); ++i) {
                 BOOST_TEST(!cluster.feed_of(i).closed);

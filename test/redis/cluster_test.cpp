@@ -5,8 +5,8 @@
 // restarted Redis is survived, and the tick numbers keep increasing.
 #include "cluster/cluster.hpp"
 #include "cluster/redis_client.hpp"
-#include "redis_server.hpp"
-#include "support/test_server.hpp"
+#include "common/redis_server.hpp"
+#include "common/test_server.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -29,6 +29,9 @@ struct delivery {
     std::chrono::steady_clock::time_point at;
 };
 
+/** Every node's deliveries, state changes and ends: what the tests' waits wake on. */
+notifier cluster_events;
+
 /** One cluster node, its deck and what it delivered. */
 struct node {
     node(net::any_io_executor executor, std::string const& url, std::string id)
@@ -40,9 +43,12 @@ struct node {
             executor, std::move(options), [this] { return deck.next(); },
             [this](cluster_message m) {
                 got.push_back({std::move(m), std::chrono::steady_clock::now()});
+                cluster_events.notify();
             });
+        member->on_change([] { cluster_events.notify(); });
         net::co_spawn(executor, member->run(), [this](std::exception_ptr e) {
             finished = true;
+            cluster_events.notify();
             if (e) std::rethrow_exception(e);
         });
     }
@@ -74,7 +80,7 @@ nodes start_nodes(net::any_io_executor executor, std::string const& url, int cou
 net::awaitable<void> stop_all(nodes& all) {
     for (auto& n : all)
         if (!n->finished) n->member->stop();
-    BOOST_REQUIRE(co_await eventually(
+    BOOST_REQUIRE(co_await cluster_events.until(
         [&] { return std::all_of(all.begin(), all.end(), [](auto const& n) { return n->finished; }); }, 5s));
 }
 
@@ -93,7 +99,7 @@ net::awaitable<bool> ticks_grow(nodes const& all, std::size_t more, std::chrono:
     std::vector<std::size_t> before;
     for (auto const& n : all)
         before.push_back(n->tick_count());
-    co_return co_await eventually(
+    co_return co_await cluster_events.until(
         [&] {
             for (std::size_t i = 0; i < all.size(); ++i)
                 if (!all[i]->finished && all[i]->tick_count() < before[i] + more) return false;
@@ -172,8 +178,8 @@ BOOST_AUTO_TEST_CASE(a_dead_leaders_lease_runs_out_and_the_count_continues) {
         BOOST_REQUIRE((co_await raw_command(*raw, std::move(ghost))).ok());
 
         auto all = start_nodes(co_await net::this_coro::executor, redis.url());
-        BOOST_REQUIRE(
-            co_await eventually([&] { return all[0]->tick_count() + all[1]->tick_count() > 0; }, 3s));
+        BOOST_REQUIRE(co_await cluster_events.until(
+            [&] { return all[0]->tick_count() + all[1]->tick_count() > 0; }, 3s));
         auto const first = std::min_element(all.begin(), all.end(), [](auto const& a, auto const& b) {
             auto const at = [](node const& n) {
                 return n.tick_count() ? n.got.front().at : std::chrono::steady_clock::time_point::max();
@@ -205,8 +211,8 @@ BOOST_AUTO_TEST_CASE(a_leader_that_stops_hands_over_within_an_interval) {
         auto const last = survivor.ticks().back();
         (*old)->member->stop();
         auto const stopped = std::chrono::steady_clock::now();
-        BOOST_REQUIRE(co_await eventually([&] { return (*old)->finished; }, 2s));
-        BOOST_REQUIRE(co_await eventually([&] { return survivor.ticks().back() > last; }, 2s));
+        BOOST_REQUIRE(co_await cluster_events.until([&] { return (*old)->finished; }, 2s));
+        BOOST_REQUIRE(co_await cluster_events.until([&] { return survivor.ticks().back() > last; }, 2s));
         auto const took = survivor.got.back().at - stopped;
         BOOST_TEST((took < interval * 2 + 50ms), "released, not left to expire");
         BOOST_TEST(survivor.ticks().back() <= last + 2);
@@ -222,11 +228,11 @@ BOOST_AUTO_TEST_CASE(an_operator_message_reaches_every_node_without_a_tick) {
     redis_server redis;
     run_coro([&]() -> net::awaitable<void> {
         auto all = start_nodes(co_await net::this_coro::executor, redis.url());
-        BOOST_REQUIRE(co_await eventually([&] { return all_connected(all, true); }, 3s));
+        BOOST_REQUIRE(co_await cluster_events.until([&] { return all_connected(all, true); }, 3s));
         auto& follower =
             **std::find_if(all.begin(), all.end(), [](auto const& n) { return !n->member->leader(); });
         BOOST_TEST(follower.member->try_publish("The pack gathers at moonrise."));
-        BOOST_REQUIRE(co_await eventually(
+        BOOST_REQUIRE(co_await cluster_events.until(
             [&] {
                 return std::all_of(all.begin(), all.end(), [](auto const& n) {
                     return std::any_of(n->got.begin(), n->got.end(),
@@ -252,7 +258,7 @@ BOOST_AUTO_TEST_CASE(a_stopped_redis_is_survived_and_the_ticks_resume_above_the_
             BOOST_REQUIRE(co_await ticks_grow(all, 3, 5s));
             redis.pause();
             auto const timeout = all.front()->member->timeout();
-            BOOST_REQUIRE(co_await eventually(
+            BOOST_REQUIRE(co_await cluster_events.until(
                 [&] { return all_connected(all, false); },
                 std::chrono::duration_cast<std::chrono::milliseconds>(interval + timeout * 2 + 500ms)));
             BOOST_TEST(leaders(all) == 0u);
@@ -261,7 +267,7 @@ BOOST_AUTO_TEST_CASE(a_stopped_redis_is_survived_and_the_ticks_resume_above_the_
             for (auto const& n : all)
                 last = std::max(last, n->ticks().back());
             redis.resume();
-            BOOST_REQUIRE(co_await eventually([&] { return all_connected(all, true); }, 5s));
+            BOOST_REQUIRE(co_await cluster_events.until([&] { return all_connected(all, true); }, 5s));
             BOOST_REQUIRE(co_await ticks_grow(all, 3, 3s));
             BOOST_TEST(leaders(all) == 1u);
             for (auto const& n : all)
@@ -283,9 +289,9 @@ BOOST_AUTO_TEST_CASE(a_redis_restarted_without_its_data_keeps_the_tick_numbers_i
             for (auto const& n : all)
                 last = std::max(last, n->ticks().back());
             redis.kill();
-            BOOST_REQUIRE(co_await eventually([&] { return all_connected(all, false); }, 2s));
+            BOOST_REQUIRE(co_await cluster_events.until([&] { return all_connected(all, false); }, 2s));
             redis.restart(); // empty: wolf:tick starts from nothing
-            BOOST_REQUIRE(co_await eventually([&] { return all_connected(all, true); }, 5s));
+            BOOST_REQUIRE(co_await cluster_events.until([&] { return all_connected(all, true); }, 5s));
             BOOST_REQUIRE(co_await ticks_grow(all, 3, 3s));
             for (auto const& n : all)
                 BOOST_TEST(n->ticks().back() > last);
@@ -305,7 +311,7 @@ BOOST_AUTO_TEST_CASE(a_node_started_before_redis_connects_when_it_comes) {
             BOOST_TEST(!all.front()->member->connected());
             BOOST_TEST(!all.front()->member->try_publish("too early"));
             redis.restart();
-            BOOST_REQUIRE(co_await eventually([&] { return all_connected(all, true); }, 5s));
+            BOOST_REQUIRE(co_await cluster_events.until([&] { return all_connected(all, true); }, 5s));
             BOOST_REQUIRE(co_await ticks_grow(all, 2, 3s));
             BOOST_TEST(all.front()->member->leader(), "the only node leads");
             co_await stop_all(all);

@@ -4,8 +4,8 @@
 // bounded by the timeout and reported once.
 #include "cluster/redis_client.hpp"
 #include "cluster/redis_url.hpp"
-#include "redis_server.hpp"
-#include "support/test_server.hpp"
+#include "common/redis_server.hpp"
+#include "common/test_server.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -98,6 +98,7 @@ BOOST_AUTO_TEST_CASE(pipelined_commands_complete_in_the_order_they_were_sent) {
         auto const executor = co_await net::this_coro::executor;
         std::vector<long long> replies;
         int done = 0;
+        notifier replied;
         for (int i = 0; i < 200; ++i)
             net::co_spawn(
                 executor,
@@ -105,11 +106,12 @@ BOOST_AUTO_TEST_CASE(pipelined_commands_complete_in_the_order_they_were_sent) {
                     auto const reply = co_await run(*client, "INCR", "counter");
                     replies.push_back(reply.integer);
                     ++done;
+                    replied.notify();
                 },
                 [](std::exception_ptr e) {
                     if (e) std::rethrow_exception(e);
                 });
-        BOOST_REQUIRE(co_await eventually([&] { return done == 200; }, 5s));
+        BOOST_REQUIRE(co_await replied.until([&] { return done == 200; }, 5s));
         for (std::size_t i = 0; i < replies.size(); ++i)
             BOOST_TEST(replies[i] == static_cast<long long>(i + 1));
     });
@@ -121,9 +123,11 @@ BOOST_AUTO_TEST_CASE(a_subscriber_receives_every_published_message_in_order) {
         auto publisher = co_await connected_client(redis.url());
         auto subscriber = co_await connected_client(redis.url());
         std::vector<std::pair<std::string, std::string>> received;
+        notifier arrived;
         auto const failure =
             co_await subscriber->subscribe("news", [&](std::string channel, std::string payload) {
                 received.emplace_back(channel, payload);
+                arrived.notify();
             });
         BOOST_REQUIRE_MESSAGE(failure.empty(), failure);
 
@@ -134,7 +138,7 @@ BOOST_AUTO_TEST_CASE(a_subscriber_receives_every_published_message_in_order) {
             BOOST_TEST(receivers.integer == 1);
         }
         co_await run(*publisher, "PUBLISH", "other", "not for us");
-        BOOST_REQUIRE(co_await eventually([&] { return received.size() >= 3; }, 2s));
+        BOOST_REQUIRE(co_await arrived.until([&] { return received.size() >= 3; }, 2s));
         BOOST_TEST(received[0].first == "news");
         BOOST_TEST(received[0].second == "one");
         BOOST_TEST(received[1].second == "two");
@@ -224,7 +228,11 @@ BOOST_AUTO_TEST_CASE(a_stopped_redis_times_out_commands_and_connects_and_the_los
     run_coro([&]() -> net::awaitable<void> {
         auto client = co_await connected_client(redis.url());
         std::vector<std::string> losses;
-        client->on_lost([&](std::string why) { losses.push_back(why); });
+        notifier lost;
+        client->on_lost([&](std::string why) {
+            losses.push_back(why);
+            lost.notify();
+        });
 
         redis.pause();
         auto const started = std::chrono::steady_clock::now();
@@ -235,7 +243,7 @@ BOOST_AUTO_TEST_CASE(a_stopped_redis_times_out_commands_and_connects_and_the_los
         BOOST_TEST((waited >= timeout));
         BOOST_TEST((waited < timeout + 400ms));
         BOOST_TEST(!client->connected());
-        BOOST_REQUIRE(co_await eventually([&] { return !losses.empty(); }, 1s));
+        BOOST_REQUIRE(co_await lost.until([&] { return !losses.empty(); }, 1s));
         BOOST_TEST(losses.front() == result.failure);
 
         // TCP still connects to a stopped process (the kernel accepts); Redis's answer never comes.
@@ -257,11 +265,18 @@ BOOST_AUTO_TEST_CASE(a_killed_redis_ends_commands_and_subscriptions_at_once) {
         auto subscriber = co_await connected_client(redis.url());
         BOOST_REQUIRE((co_await subscriber->subscribe("news", [](std::string, std::string) {})).empty());
         std::vector<std::string> losses;
-        commands->on_lost([&](std::string why) { losses.push_back("commands: " + why); });
-        subscriber->on_lost([&](std::string why) { losses.push_back("subscriber: " + why); });
+        notifier lost;
+        commands->on_lost([&](std::string why) {
+            losses.push_back("commands: " + why);
+            lost.notify();
+        });
+        subscriber->on_lost([&](std::string why) {
+            losses.push_back("subscriber: " + why);
+            lost.notify();
+        });
 
         redis.kill();
-        BOOST_REQUIRE(co_await eventually([&] { return losses.size() == 2; }, timeout));
+        BOOST_REQUIRE(co_await lost.until([&] { return losses.size() == 2; }, timeout));
         BOOST_TEST(!commands->connected());
         BOOST_TEST(!subscriber->connected());
         auto const result = co_await try_run(*commands, "PING");
@@ -278,15 +293,19 @@ BOOST_AUTO_TEST_CASE(close_fails_what_is_pending_and_reports_nothing) {
         client->on_lost([&](std::string) { lost = true; });
         redis.pause();
         std::optional<redis_result> pending;
+        notifier answered;
         net::co_spawn(
             co_await net::this_coro::executor,
-            [&]() -> net::awaitable<void> { pending = co_await try_run(*client, "PING"); },
+            [&]() -> net::awaitable<void> {
+                pending = co_await try_run(*client, "PING");
+                answered.notify();
+            },
             [](std::exception_ptr e) {
                 if (e) std::rethrow_exception(e);
             });
         co_await pause(50ms); // the PING is on its way
         client->close();
-        BOOST_REQUIRE(co_await eventually([&] { return pending.has_value(); }, 100ms));
+        BOOST_REQUIRE(co_await answered.until([&] { return pending.has_value(); }, 100ms));
         BOOST_TEST(pending->failure == "closed");
         redis.resume();
         co_await pause(100ms); // a loss would be posted by now

@@ -3,11 +3,11 @@
 // serves what its descriptors allow, leaves the excess waiting in the listen backlog while its accept loop
 // backs off (logging at most once a second), and serves the waiting clients once others leave. And the
 // softer limit, --max-connections, answers 503.
-#include "harness.hpp"
+#include "common/binary.hpp"
+#include "common/clients.hpp"
+#include "common/test_server.hpp"
 #include "protocol.hpp"
 #include "support/async.hpp"
-#include "support/clients.hpp"
-#include "support/test_server.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -40,6 +40,9 @@ struct attempt {
     std::unique_ptr<ws_stream> ws;
 };
 
+/** Every attempt's change from pending to served or failed: what the test's waits wake on. */
+notifier attempts_changed;
+
 /** Connects, upgrades and reads `initial`, all within `limit`. */
 net::awaitable<void> try_open(attempt& a, std::uint16_t port, std::chrono::seconds limit) {
     a.ws = std::make_unique<ws_stream>(co_await net::this_coro::executor);
@@ -48,6 +51,7 @@ net::awaitable<void> try_open(attempt& a, std::uint16_t port, std::chrono::secon
     auto const fail = [&](std::string_view what, beast::error_code ec) {
         a.now = attempt::state::failed;
         a.error = std::string(what) + ": " + ec.message();
+        attempts_changed.notify();
     };
     if (auto [ec] = co_await tcp.async_connect({net::ip::make_address("127.0.0.1"), port}, use_nothrow); ec)
         co_return fail("connect", ec);
@@ -59,6 +63,7 @@ net::awaitable<void> try_open(attempt& a, std::uint16_t port, std::chrono::secon
         co_return fail("first frame", {});
     tcp.expires_never();
     a.now = attempt::state::served;
+    attempts_changed.notify();
 }
 
 std::size_t count(std::vector<attempt> const& all, attempt::state state) {
@@ -93,7 +98,7 @@ boost::test_tools::assertion_result not_sanitized(boost::unit_test::test_unit_id
 #endif
 }
 
-std::size_t lines_with(process const& p, std::string_view needle) {
+std::size_t lines_with(child_process const& p, std::string_view needle) {
     auto const lines = p.lines();
     return std::count_if(lines.begin(), lines.end(),
                          [&](output_line const& l) { return l.text.find(needle) != std::string::npos; });
@@ -105,8 +110,8 @@ BOOST_AUTO_TEST_CASE(
     out_of_descriptors_the_server_stays_up_backs_off_and_serves_the_excess_once_clients_leave,
     *boost::unit_test::precondition(not_sanitized)) {
     BOOST_REQUIRE_GE(raise_open_file_limit(), 2u * attempts); // this process holds every client socket
-    process server(server_command(WOLF_BINARY, {"--ping-timeout", "1m", "--interval", "1h"}),
-                   {.max_open_files = server_files});
+    child_process server(server_command(WOLF_BINARY, {"--ping-timeout", "1m", "--interval", "1h"}),
+                         {.max_open_files = server_files});
     auto const port = wait_until_listening(server);
     auto const pid = server.pid();
     auto const spare = server_files - open_descriptors(pid); // what is left for connections
@@ -137,7 +142,8 @@ BOOST_AUTO_TEST_CASE(
 
             // Everything the descriptors allow is served; the rest wait in the backlog, none refused.
             auto const opened = lines_with(server, " info  open id=");
-            BOOST_TEST(co_await eventually([&] { return count(all, attempt::state::served) == opened; }, 5s));
+            BOOST_TEST(co_await attempts_changed.until(
+                [&] { return count(all, attempt::state::served) == opened; }, 5s));
             auto const served = count(all, attempt::state::served);
             BOOST_TEST_MESSAGE("served " << served << " of " << attempts << " with " << spare
                                          << " descriptors to spare");
@@ -150,13 +156,15 @@ BOOST_AUTO_TEST_CASE(
 
             // Clients leave: as many waiting ones are served, within the back-off's one second.
             close_served(all, leaving);
-            BOOST_TEST(co_await eventually([&] { return count(all, attempt::state::served) == served; }, 5s),
+            BOOST_TEST(co_await attempts_changed.until(
+                           [&] { return count(all, attempt::state::served) == served; }, 5s),
                        count(all, attempt::state::served) << " served, expected " << served);
             BOOST_TEST(count(all, attempt::state::pending) == attempts - served - leaving);
 
             // More leave than are waiting: everyone is served, and there is room for HTTP and new clients.
             close_served(all, leaving);
-            BOOST_TEST(co_await eventually([&] { return count(all, attempt::state::pending) == 0u; }, 5s),
+            BOOST_TEST(co_await attempts_changed.until(
+                           [&] { return count(all, attempt::state::pending) == 0u; }, 5s),
                        count(all, attempt::state::pending) << " still waiting");
             BOOST_TEST(count(all, attempt::state::failed) == 0u);
             for (auto const& a : all)
@@ -196,7 +204,7 @@ BOOST_AUTO_TEST_CASE(
 }
 
 BOOST_AUTO_TEST_CASE(past_max_connections_upgrades_get_503_and_a_freed_slot_is_served) {
-    process server(server_command(WOLF_BINARY, {"--max-connections", "50"}));
+    child_process server(server_command(WOLF_BINARY, {"--max-connections", "50"}));
     auto const port = wait_until_listening(server);
 
     run_coro([&]() -> net::awaitable<void> {

@@ -5,11 +5,11 @@
 // step the server's registry and counters must agree with it.
 //
 // The seed is printed; WOLF_MODEL_SEED=<n> repeats a run and WOLF_MODEL_STEPS=<n> changes its length.
-#include "harness.hpp"
+#include "common/binary.hpp"
+#include "common/clients.hpp"
+#include "common/test_server.hpp"
 #include "protocol.hpp"
 #include "support/async.hpp"
-#include "support/clients.hpp"
-#include "support/test_server.hpp"
 
 #include <array>
 #include <boost/asio/co_spawn.hpp>
@@ -75,7 +75,7 @@ struct connection {
  * Reads every frame into the inbox until the connection ends. Pongs are seen by the control callback.
  * Every arrival wakes the driver through `activity`.
  */
-net::awaitable<void> read_frames(std::shared_ptr<connection> c, std::shared_ptr<net::steady_timer> activity) {
+net::awaitable<void> read_frames(std::shared_ptr<connection> c, std::shared_ptr<notifier> activity) {
     beast::flat_buffer buffer;
     for (;;) {
         auto [ec, n] = co_await c->ws.async_read(buffer, use_nothrow);
@@ -90,22 +90,10 @@ net::awaitable<void> read_frames(std::shared_ptr<connection> c, std::shared_ptr<
                                ? std::move(value.get_object())
                                : boost::json::object{{"type", "<not a JSON object>"}});
         buffer.consume(buffer.size());
-        activity->cancel();
+        activity->notify();
     }
     c->reader_done = true;
-    activity->cancel();
-}
-
-/** Waits until `condition` holds, waking on every frame, pong or close; false after `limit`. */
-net::awaitable<bool> wait_for(net::steady_timer& activity, std::function<bool()> const& condition,
-                              std::chrono::milliseconds limit) {
-    auto const until = steady_clock::now() + limit;
-    while (!condition()) {
-        if (steady_clock::now() >= until) co_return false;
-        activity.expires_at(until);
-        co_await activity.async_wait(use_nothrow);
-    }
-    co_return true;
+    activity->notify();
 }
 
 /** What the model expects a step to produce. */
@@ -159,7 +147,7 @@ std::string event_text(std::string_view type, std::string_view id) {
 /** The test: slots of connections, the model's totals, and the random source. */
 class random_run {
 public:
-    random_run(server& srv, std::uint64_t seed, std::shared_ptr<net::steady_timer> activity)
+    random_run(server& srv, std::uint64_t seed, std::shared_ptr<notifier> activity)
         : srv_(srv)
         , random_(seed)
         , seed_(seed)
@@ -189,7 +177,7 @@ private:
     server& srv_;
     std::mt19937_64 random_;
     std::uint64_t seed_;
-    std::shared_ptr<net::steady_timer> activity_;
+    std::shared_ptr<notifier> activity_;
     std::array<std::shared_ptr<connection>, slots> slots_;
     std::vector<std::string> ids_; // every id ever handed out
     std::uint64_t step_ = 0;
@@ -221,14 +209,13 @@ net::awaitable<std::shared_ptr<connection>> random_run::open() {
     c->ws.control_callback(
         [raw = c.get(), activity = activity_.get()](websocket::frame_type kind, beast::string_view payload) {
             if (kind == websocket::frame_type::pong) raw->last_pong = std::string(payload);
-            activity->cancel();
+            activity->notify();
         });
     net::co_spawn(co_await net::this_coro::executor, read_frames(c, activity_), [](std::exception_ptr e) {
         if (e) std::rethrow_exception(e);
     });
 
-    BOOST_REQUIRE(co_await wait_for(
-        *activity_, [&] { return !c->inbox.empty() || c->reader_done; }, step_limit));
+    BOOST_REQUIRE(co_await activity_->until([&] { return !c->inbox.empty() || c->reader_done; }, step_limit));
     BOOST_REQUIRE_MESSAGE(!c->inbox.empty(), where() << ": no initial");
     auto const initial = std::move(c->inbox.front());
     c->inbox.pop_front();
@@ -312,9 +299,9 @@ net::awaitable<void> random_run::barrier(connection& c) {
     auto const token = "b" + std::to_string(step_);
     auto [ec] = co_await c.ws.async_ping(websocket::ping_data(token.c_str()), use_nothrow);
     BOOST_REQUIRE_MESSAGE(!ec, where() << ": ping: " << ec.message());
-    BOOST_REQUIRE_MESSAGE(co_await wait_for(
-                              *activity_, [&] { return c.last_pong == token || c.reader_done; }, step_limit),
-                          where() << ": no pong");
+    BOOST_REQUIRE_MESSAGE(
+        co_await activity_->until([&] { return c.last_pong == token || c.reader_done; }, step_limit),
+        where() << ": no pong");
     BOOST_REQUIRE_MESSAGE(!c.reader_done, where() << ": the connection ended");
 }
 
@@ -329,17 +316,16 @@ net::awaitable<void> random_run::send_and_check(connection& c, std::string const
     BOOST_REQUIRE_MESSAGE(!ec, where() << ": write: " << ec.message());
 
     if (expected.close_code) {
-        BOOST_REQUIRE_MESSAGE(co_await wait_for(
-                                  *activity_, [&] { return c.reader_done; }, step_limit),
+        BOOST_REQUIRE_MESSAGE(co_await activity_->until([&] { return c.reader_done; }, step_limit),
                               where() << ": the connection was not closed");
         BOOST_REQUIRE_MESSAGE(c.closed, where() << ": no close frame");
         BOOST_TEST(c.closed->code == *expected.close_code, where());
         BOOST_TEST(c.closed->reason == expected.close_reason, where());
         BOOST_TEST(c.inbox.empty(), where() << ": a frame before the close");
     } else if (expected.error || expected.confirmation) {
-        BOOST_REQUIRE_MESSAGE(co_await wait_for(
-                                  *activity_, [&] { return !c.inbox.empty() || c.reader_done; }, step_limit),
-                              where() << ": no reply");
+        BOOST_REQUIRE_MESSAGE(
+            co_await activity_->until([&] { return !c.inbox.empty() || c.reader_done; }, step_limit),
+            where() << ": no reply");
         BOOST_REQUIRE_MESSAGE(!c.inbox.empty(), where() << ": closed instead of replying, code "
                                                         << (c.closed ? c.closed->code : 0));
         auto const reply = std::move(c.inbox.front());
@@ -457,8 +443,7 @@ net::awaitable<void> random_run::step(std::size_t slot) {
             auto [ec] = co_await c.ws.async_close(websocket::close_code::normal, use_nothrow);
             BOOST_REQUIRE_MESSAGE(!ec, where() << ": close: " << ec.message());
         }
-        BOOST_REQUIRE(co_await wait_for(
-            *activity_, [&] { return c.reader_done; }, step_limit));
+        BOOST_REQUIRE(co_await activity_->until([&] { return c.reader_done; }, step_limit));
         // No reply can tell when the server noticed: watch its registry.
         auto const gone = [&] {
             for (peer* p : srv_.connections().open_peers())
@@ -567,7 +552,7 @@ BOOST_AUTO_TEST_CASE(random_valid_and_invalid_events_leave_the_pools_as_the_mode
     run_with_server(
         cfg,
         [&](server& srv) -> net::awaitable<void> {
-            auto activity = std::make_shared<net::steady_timer>(co_await net::this_coro::executor);
+            auto activity = std::make_shared<notifier>();
             random_run run(srv, seed, activity);
             co_await run.run(steps);
         },

@@ -3,11 +3,11 @@
 // whole HTTP request must arrive within --handshake-timeout; after it, liveness is the watchdog's job
 // (--ping-timeout, close 4000), and a close the peer never answers is dropped after --handshake-timeout.
 // Oversized headers (431) are covered by http_test.
-#include "harness.hpp"
+#include "common/binary.hpp"
+#include "common/clients.hpp"
+#include "common/test_server.hpp"
 #include "protocol.hpp"
 #include "support/async.hpp"
-#include "support/clients.hpp"
-#include "support/test_server.hpp"
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -41,11 +41,14 @@ net::awaitable<tcp::socket> connect_to(std::uint16_t port) {
 
 /** What a slow client saw: when it started sending, what it sent, what it got, and when it was cut off. */
 struct slow_client {
-    steady_time connected{}, first_byte{}, closed{};
+    std::chrono::steady_clock::time_point connected{}, first_byte{}, closed{};
     std::size_t sent = 0;
     std::string received;
     bool done = false;
 };
+
+/** Every byte a slow client sends, and every slow client's end: what the tests' waits wake on. */
+notifier progress;
 
 /** Sends `bytes` one at a time, drip_every apart, until they run out or a write fails. */
 net::awaitable<void> drip(tcp::socket& socket, std::string bytes, slow_client& client) {
@@ -53,6 +56,7 @@ net::awaitable<void> drip(tcp::socket& socket, std::string bytes, slow_client& c
         auto [ec, n] = co_await net::async_write(socket, net::buffer(&c, 1), use_nothrow);
         if (ec) co_return;
         if (client.sent++ == 0) client.first_byte = steady_clock::now();
+        progress.notify();
         co_await pause(drip_every);
     }
     co_await pause(1h); // everything sent: keep the connection, still silent
@@ -74,9 +78,11 @@ net::awaitable<void> run_slow_client(tcp::socket socket, std::string bytes, slow
     client.connected = steady_clock::now();
     co_await (drip(socket, std::move(bytes), client) || read_until_closed(socket, client));
     client.done = true;
+    progress.notify();
 }
 
-std::chrono::milliseconds since(steady_time from, steady_time to) {
+std::chrono::milliseconds since(std::chrono::steady_clock::time_point from,
+                                std::chrono::steady_clock::time_point to) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(to - from);
 }
 
@@ -115,7 +121,7 @@ std::string masked_text_frame(std::string const& text) {
 
 BOOST_AUTO_TEST_CASE(
     requests_dripped_a_byte_per_100ms_are_dropped_at_the_handshake_timeout_while_others_are_served) {
-    process server(server_command(WOLF_BINARY, {"--handshake-timeout", "1s"}));
+    child_process server(server_command(WOLF_BINARY, {"--handshake-timeout", "1s"}));
     auto const port = wait_until_listening(server);
 
     run_coro([&]() -> net::awaitable<void> {
@@ -133,7 +139,7 @@ BOOST_AUTO_TEST_CASE(
                           });
 
         // While every slow client is connected and sending, others are served as usual.
-        BOOST_REQUIRE(co_await eventually(
+        BOOST_REQUIRE(co_await progress.until(
             [&] { return std::all_of(slow.begin(), slow.end(), [](auto& c) { return c.sent >= 2; }); }, 5s));
         auto const health = co_await http_request(port, http::verb::get, "/healthz");
         BOOST_TEST(health.result_int() == 200u);
@@ -142,7 +148,7 @@ BOOST_AUTO_TEST_CASE(
         BOOST_TEST(std::none_of(slow.begin(), slow.end(), [](auto& c) { return c.done; }),
                    "a slow client was dropped before the others were served");
 
-        BOOST_REQUIRE(co_await eventually(
+        BOOST_REQUIRE(co_await progress.until(
             [&] { return std::all_of(slow.begin(), slow.end(), [](auto& c) { return c.done; }); }, 5s));
         for (auto const& client : slow) {
             BOOST_TEST(client.received.empty(), "an unfinished request gets no response");
@@ -162,7 +168,7 @@ BOOST_AUTO_TEST_CASE(
 }
 
 BOOST_AUTO_TEST_CASE(an_idle_keep_alive_connection_is_closed_at_the_handshake_timeout) {
-    process server(server_command(WOLF_BINARY, {"--handshake-timeout", "1s"}));
+    child_process server(server_command(WOLF_BINARY, {"--handshake-timeout", "1s"}));
     auto const port = wait_until_listening(server);
 
     run_coro([&]() -> net::awaitable<void> {
@@ -185,7 +191,7 @@ BOOST_AUTO_TEST_CASE(an_idle_keep_alive_connection_is_closed_at_the_handshake_ti
 
 BOOST_AUTO_TEST_CASE(
     after_the_upgrade_silence_is_closed_by_the_watchdog_with_4000_not_at_the_handshake_timeout) {
-    process server(server_command(WOLF_BINARY, {"--handshake-timeout", "1s", "--ping-timeout", "3s"}));
+    child_process server(server_command(WOLF_BINARY, {"--handshake-timeout", "1s", "--ping-timeout", "3s"}));
     auto const port = wait_until_listening(server);
 
     run_coro([&]() -> net::awaitable<void> {
@@ -203,7 +209,7 @@ BOOST_AUTO_TEST_CASE(
 
 BOOST_AUTO_TEST_CASE(
     a_frame_dripped_after_the_upgrade_is_closed_with_4000_and_dropped_when_the_close_goes_unanswered) {
-    process server(server_command(WOLF_BINARY, {"--handshake-timeout", "1s", "--ping-timeout", "3s"}));
+    child_process server(server_command(WOLF_BINARY, {"--handshake-timeout", "1s", "--ping-timeout", "3s"}));
     auto const port = wait_until_listening(server);
 
     run_coro([&]() -> net::awaitable<void> {

@@ -2,9 +2,10 @@
 // A client process frozen with SIGSTOP keeps its TCP connection open but sends nothing: the watchdog
 // evicts it within --ping-timeout (plus one sweep) of its last ping, while a client that keeps pinging
 // stays connected.
-#include "harness.hpp"
+#include "common/binary.hpp"
+#include "common/clients.hpp"
+#include "common/test_server.hpp"
 #include "protocol.hpp"
-#include "support/clients.hpp"
 
 #include <boost/beast/http.hpp>
 #include <boost/test/unit_test.hpp>
@@ -18,7 +19,7 @@ namespace {
 constexpr auto ping_timeout = 2s;
 
 /** Starts a stub client and waits until it has subscribed; returns its id. */
-std::string start_subscribed(process& stub) {
+std::string start_subscribed(child_process& stub) {
     auto const id_line = stub.wait_for_line("id ", 10s);
     BOOST_REQUIRE_MESSAGE(id_line, "the stub client did not connect:\n" << stub.tail());
     BOOST_REQUIRE_MESSAGE(stub.wait_for_line("subscribed", 10s), "the stub did not subscribe:\n"
@@ -40,11 +41,11 @@ std::string healthz(std::uint16_t port) {
 } // namespace
 
 BOOST_AUTO_TEST_CASE(a_sigstopped_client_is_evicted_within_the_ping_timeout_and_a_live_one_stays) {
-    process server(server_command(WOLF_BINARY, {"--interval", "200ms", "--ping-timeout", "2s"}));
+    child_process server(server_command(WOLF_BINARY, {"--interval", "200ms", "--ping-timeout", "2s"}));
     auto const port = wait_until_listening(server);
 
-    process frozen({WOLF_STUB_CLIENT, std::to_string(port)});
-    process live({WOLF_STUB_CLIENT, std::to_string(port)});
+    child_process frozen({WOLF_STUB_CLIENT, std::to_string(port)});
+    child_process live({WOLF_STUB_CLIENT, std::to_string(port)});
     auto const frozen_id = start_subscribed(frozen);
     auto const live_id = start_subscribed(live);
     auto const live_since = std::chrono::steady_clock::now();
