@@ -30,13 +30,47 @@ namespace wolf {
  * What both writers share: the frames that wait, with their write state, and what waits for them to be
  * written. The queue and its state exist only while something waits: an idle connection carries one pointer
  * for them. A frame is queued by send() (a broadcast or a reply: droppable when the connection closes) or by
- * send_transport() (the WebSocket layer's own bytes, which always go out).
+ * send_transport() (the WebSocket layer's own bytes, which always go out). `Writer`, the derived writer,
+ * says how a frame reaches the socket (push) and whether the front frame has begun to go out.
  *
  * Single-threaded: every call comes from the connection's executor. Pending waits hold the owner (the
  * session) alive through keep_alive_with().
  */
+template <class Writer>
 class frame_writer_base {
 public:
+    /** Writes `frame` after everything queued before it. */
+    template <class NextLayer>
+    void send(NextLayer& next, shared_frame const& frame) {
+        writer().push(next, frame, true);
+    }
+
+    /** The WebSocket layer's own bytes: after everything queued, and never dropped. A close frame (FIN and
+     * opcode 8: its writes always begin at a frame's header) is noted: the layer may write one on its own
+     * after a protocol violation. */
+    template <class NextLayer>
+    void send_transport(NextLayer& next, shared_frame const& frame) {
+        auto const bytes = frame->bytes();
+        if (!bytes.empty() && static_cast<unsigned char>(bytes.front()) == 0x88) close_written_ = true;
+        writer().push(next, frame, false);
+    }
+
+    /** Drops queued frames of send() that have not begun to go out; the WebSocket layer's own frames stay.
+     */
+    void drop_unsent() {
+        if (!backlog_ || backlog_->corked) return;
+        bool const front_begun = writer().front_begun();
+        auto& items = backlog_->items;
+        std::vector<entry> kept;
+        for (auto i = backlog_->head; i < items.size(); ++i)
+            if (!items[i].droppable || (i == backlog_->head && front_begun))
+                kept.push_back(std::move(items[i]));
+        if (!front_begun) backlog_->offset = 0;
+        items = std::move(kept);
+        backlog_->head = 0;
+        if (items.empty() && !backlog_->in_flight) drained();
+    }
+
     /** The object that owns the stream; a pending wait holds it so the stream outlives the wait. */
     void keep_alive_with(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
 
@@ -105,27 +139,6 @@ protected:
         }
     };
 
-    /** A write the WebSocket layer made; notes a close frame (FIN and opcode 8: its writes always begin at a
-     * frame's header), which it may write on its own after a protocol violation. */
-    void note_transport_write(wire_frame const& frame) noexcept {
-        auto const bytes = frame.bytes();
-        if (!bytes.empty() && static_cast<unsigned char>(bytes.front()) == 0x88) close_written_ = true;
-    }
-
-    /** Drops the queued frames of send() that have not begun to go out (the front one has if `front_begun`);
-     * the WebSocket layer's own frames stay. */
-    void drop_unsent(bool front_begun) {
-        auto& items = backlog_->items;
-        std::vector<entry> kept;
-        for (auto i = backlog_->head; i < items.size(); ++i)
-            if (!items[i].droppable || (i == backlog_->head && front_begun))
-                kept.push_back(std::move(items[i]));
-        if (!front_begun) backlog_->offset = 0;
-        items = std::move(kept);
-        backlog_->head = 0;
-        if (items.empty() && !backlog_->in_flight) drained();
-    }
-
     /** Nothing waits any more: the backlog goes, and whoever waited for that runs. */
     void drained() {
         auto action = backlog_ ? std::move(backlog_->on_drained) : nullptr;
@@ -154,6 +167,9 @@ protected:
     beast::error_code error_;
     bool close_written_ = false;
     std::weak_ptr<void> owner_;
+
+private:
+    Writer& writer() noexcept { return static_cast<Writer&>(*this); }
 };
 
 /**
@@ -161,16 +177,17 @@ protected:
  * owns the bytes it encrypts, so nothing is written in place.
  */
 template <class NextLayer>
-class frame_writer : public frame_writer_base {
-public:
-    /** Writes `frame` after everything queued before it. */
-    void send(NextLayer& next, shared_frame const& frame) { push(next, frame, true); }
-    /** The WebSocket layer's own bytes: after everything queued, and never dropped. */
-    void send_transport(NextLayer& next, shared_frame const& frame) {
-        note_transport_write(*frame);
-        push(next, frame, false);
-    }
+class frame_writer : public frame_writer_base<frame_writer<NextLayer>> {
+    using base = frame_writer_base<frame_writer<NextLayer>>;
+    friend base;
+    using base::backlog_;
+    using base::drained;
+    using base::error_;
+    using base::fail;
+    using base::owner_;
+    using typename base::backlog;
 
+public:
     void uncork(NextLayer& next) {
         if (!backlog_ || !backlog_->corked) return;
         backlog_->corked = false;
@@ -179,12 +196,10 @@ public:
         write_next(next);
     }
 
-    /** Drops queued frames of send() that have not begun to go out: the one being written has. */
-    void drop_unsent() {
-        if (backlog_ && !backlog_->corked) frame_writer_base::drop_unsent(backlog_->in_flight);
-    }
-
 private:
+    /** The frame being written has begun to go out. */
+    bool front_begun() const noexcept { return backlog_->in_flight; }
+
     void push(NextLayer& next, shared_frame const& frame, bool droppable) {
         if (error_) return;
         if (!backlog_) backlog_ = std::make_unique<backlog>();
@@ -216,17 +231,11 @@ private:
  * queued behind it.
  */
 template <>
-class frame_writer<net::ip::tcp::socket> : public frame_writer_base {
+class frame_writer<net::ip::tcp::socket> : public frame_writer_base<frame_writer<net::ip::tcp::socket>> {
+    friend frame_writer_base;
+
 public:
     using socket = net::ip::tcp::socket;
-
-    /** Writes `frame` after everything queued before it; what the socket does not take now is queued. */
-    void send(socket& next, shared_frame const& frame) { push(next, frame, true); }
-    /** The WebSocket layer's own bytes: after everything queued, and never dropped. */
-    void send_transport(socket& next, shared_frame const& frame) {
-        note_transport_write(*frame);
-        push(next, frame, false);
-    }
 
     void uncork(socket& next) {
         if (!backlog_ || !backlog_->corked) return;
@@ -234,14 +243,11 @@ public:
         if (!error_ && !backlog_->in_flight) flush(next);
     }
 
-    /** Drops queued frames of send() that have not begun to go out: a frame waiting for writability with no
-     * byte written has not. */
-    void drop_unsent() {
-        if (backlog_ && !backlog_->corked) frame_writer_base::drop_unsent(backlog_->offset > 0);
-    }
-
 private:
     static constexpr std::size_t max_gather = 64; // buffers per gather write, well under IOV_MAX
+
+    /** Some of the front frame is written; one waiting for writability with no byte written has not begun. */
+    bool front_begun() const noexcept { return backlog_->offset > 0; }
 
     void push(socket& next, shared_frame const& frame, bool droppable) {
         if (error_) return;
