@@ -19,8 +19,8 @@ struct config {
     std::uint16_t port = 8000;
     duration interval{5000};
     duration ping_timeout{15000};
-    std::string quotes_file; // empty: the embedded deck
-    std::string assets_dir;  // empty: the embedded UI
+    std::string quotes_file{}; // empty: the embedded deck
+    std::string assets_dir{};  // empty: the embedded UI
     std::size_t max_connections = 10000;
     std::size_t max_queue = 64;
     std::size_t max_message_size = 4096;
@@ -31,10 +31,10 @@ struct config {
     bool cpu_affinity = true; // with several threads, each runs on a CPU of its own
     log_level level = log_level::info;
     log_format format = log_format::text;
-    std::string tls_cert;    // PEM certificate chain; with tls_key, the port speaks HTTPS and wss:// only
-    std::string tls_key;     // PEM private key
-    std::string admin_token; // empty: the admin API (/api/wisdom, /api/stats) is off
-    std::optional<redis_endpoint> redis; // set: one node of a cluster sharing one broadcast through Redis
+    std::string tls_cert{};    // PEM certificate chain; with tls_key, the port speaks HTTPS and wss:// only
+    std::string tls_key{};     // PEM private key
+    std::string admin_token{}; // empty: the admin API (/api/wisdom, /api/stats) is off
+    std::optional<redis_endpoint> redis{}; // set: one node of a cluster sharing one broadcast through Redis
 
     // A documented constant, not a flag: tests shorten it.
     duration shutdown_grace{5000}; // how long shutdown waits for closing handshakes

@@ -36,13 +36,17 @@ offer_result fan_out(net::io_context& ioc, broadcaster& bcast, std::string text)
     return *result;
 }
 
-} // namespace
-
-BOOST_AUTO_TEST_CASE(every_subscriber_gets_the_same_framed_bytes) {
+/** A single-threaded server's broadcaster: one registry on the broadcaster's own executor. */
+struct one_shard {
     net::io_context ioc;
     registry reg;
     metrics stats;
-    broadcaster bcast(ioc.get_executor(), reg, stats);
+    broadcaster bcast{ioc.get_executor(), reg, stats};
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(every_subscriber_gets_the_same_framed_bytes, one_shard) {
     fake_peer a("a"), b("b"), c("c");
     for (auto* p : {&a, &b, &c})
         reg.add(*p);
@@ -63,11 +67,7 @@ BOOST_AUTO_TEST_CASE(every_subscriber_gets_the_same_framed_bytes) {
         reg.remove(*p);
 }
 
-BOOST_AUTO_TEST_CASE(a_full_queue_drops_for_that_subscriber_only_and_counts) {
-    net::io_context ioc;
-    registry reg;
-    metrics stats;
-    broadcaster bcast(ioc.get_executor(), reg, stats);
+BOOST_FIXTURE_TEST_CASE(a_full_queue_drops_for_that_subscriber_only_and_counts, one_shard) {
     fake_peer slow("slow", nullptr, 2), fast("fast");
     reg.add(slow);
     reg.add(fast);
@@ -84,11 +84,7 @@ BOOST_AUTO_TEST_CASE(a_full_queue_drops_for_that_subscriber_only_and_counts) {
     reg.remove(fast);
 }
 
-BOOST_AUTO_TEST_CASE(ticks_run_with_nobody_subscribed) {
-    net::io_context ioc;
-    registry reg;
-    metrics stats;
-    broadcaster bcast(ioc.get_executor(), reg, stats);
+BOOST_FIXTURE_TEST_CASE(ticks_run_with_nobody_subscribed, one_shard) {
     BOOST_TEST(fan_out(ioc, bcast, "into the void").queued == 0u);
     BOOST_TEST(stats.broadcast_ticks_total == 1u);
 }

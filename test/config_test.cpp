@@ -27,6 +27,25 @@ cli_result parse(std::vector<std::string> args) {
     return parse_command_line(static_cast<int>(argv.size()), argv.data());
 }
 
+/** The settings of the command-line tests, each as `want` has it. */
+void check_settings(config const& cfg, config const& want) {
+    BOOST_TEST(cfg.host == want.host);
+    BOOST_TEST(cfg.port == want.port);
+    BOOST_TEST(cfg.interval.count() == want.interval.count());
+    BOOST_TEST(cfg.ping_timeout.count() == want.ping_timeout.count());
+    BOOST_TEST(cfg.quotes_file == want.quotes_file);
+    BOOST_TEST(cfg.assets_dir == want.assets_dir);
+    BOOST_TEST(cfg.max_connections == want.max_connections);
+    BOOST_TEST(cfg.max_queue == want.max_queue);
+    BOOST_TEST(cfg.max_message_size == want.max_message_size);
+    BOOST_TEST(cfg.max_errors == want.max_errors);
+    BOOST_TEST(cfg.handshake_timeout.count() == want.handshake_timeout.count());
+    BOOST_TEST(cfg.write_timeout.count() == want.write_timeout.count());
+    BOOST_TEST(cfg.threads == want.threads);
+    BOOST_TEST(cfg.cpu_affinity == want.cpu_affinity);
+    BOOST_TEST((cfg.level == want.level));
+}
+
 /** A bad command line: exit code 2 and exactly one line naming the problem. */
 void check_rejected(std::vector<std::string> args, std::string_view names) {
     auto const result = parse(args);
@@ -71,22 +90,22 @@ BOOST_AUTO_TEST_CASE(defaults_are_the_contracts) {
     auto const result = parse({});
     BOOST_REQUIRE(result.cfg.has_value());
     auto const& cfg = *result.cfg;
-    BOOST_TEST(cfg.host == "0.0.0.0");
-    BOOST_TEST(cfg.port == 8000);
-    BOOST_TEST(cfg.interval.count() == 5000);
-    BOOST_TEST(cfg.ping_timeout.count() == 15000);
-    BOOST_TEST(cfg.quotes_file.empty());
-    BOOST_TEST(cfg.assets_dir.empty());
-    BOOST_TEST(cfg.max_connections == 10000u);
-    BOOST_TEST(cfg.max_queue == 64u);
-    BOOST_TEST(cfg.max_message_size == 4096u);
-    BOOST_TEST(cfg.max_errors == 20u);
-    BOOST_TEST(cfg.handshake_timeout.count() == 10000);
-    BOOST_TEST(cfg.write_timeout.count() == 30000);
-    BOOST_TEST(cfg.threads == 0u, "auto: one per core");
+    check_settings(cfg, {.host = "0.0.0.0",
+                         .port = 8000,
+                         .interval = 5s,
+                         .ping_timeout = 15s,
+                         .quotes_file = "",
+                         .assets_dir = "",
+                         .max_connections = 10000,
+                         .max_queue = 64,
+                         .max_message_size = 4096,
+                         .max_errors = 20,
+                         .handshake_timeout = 10s,
+                         .write_timeout = 30s,
+                         .threads = 0, // auto: one per core
+                         .cpu_affinity = true,
+                         .level = log_level::info});
     BOOST_TEST(thread_count(cfg) >= 1u);
-    BOOST_TEST(cfg.cpu_affinity);
-    BOOST_TEST((cfg.level == log_level::info));
 }
 
 BOOST_AUTO_TEST_CASE(every_flag_is_read) {
@@ -122,22 +141,22 @@ BOOST_AUTO_TEST_CASE(every_flag_is_read) {
                                "debug"});
     BOOST_REQUIRE(result.cfg.has_value());
     auto const& cfg = *result.cfg;
-    BOOST_TEST(cfg.host == "127.0.0.1");
-    BOOST_TEST(cfg.port == 9001);
-    BOOST_TEST(cfg.interval.count() == 250);
-    BOOST_TEST(cfg.ping_timeout.count() == 60000);
-    BOOST_TEST(cfg.quotes_file == "q.txt");
-    BOOST_TEST(cfg.assets_dir == "ui");
-    BOOST_TEST(cfg.max_connections == 5u);
-    BOOST_TEST(cfg.max_queue == 8u);
-    BOOST_TEST(cfg.max_message_size == 1024u);
-    BOOST_TEST(cfg.max_errors == 3u);
-    BOOST_TEST(cfg.handshake_timeout.count() == 2000);
-    BOOST_TEST(cfg.write_timeout.count() == 500);
-    BOOST_TEST(cfg.threads == 3u);
+    check_settings(cfg, {.host = "127.0.0.1",
+                         .port = 9001,
+                         .interval = 250ms,
+                         .ping_timeout = 1min,
+                         .quotes_file = "q.txt",
+                         .assets_dir = "ui",
+                         .max_connections = 5,
+                         .max_queue = 8,
+                         .max_message_size = 1024,
+                         .max_errors = 3,
+                         .handshake_timeout = 2s,
+                         .write_timeout = 500ms,
+                         .threads = 3,
+                         .cpu_affinity = false,
+                         .level = log_level::debug});
     BOOST_TEST(thread_count(cfg) == 3u);
-    BOOST_TEST(!cfg.cpu_affinity);
-    BOOST_TEST((cfg.level == log_level::debug));
 }
 
 BOOST_AUTO_TEST_CASE(equals_syntax_works) {

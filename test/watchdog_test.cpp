@@ -14,14 +14,24 @@ using namespace wolf;
 using namespace wolf::test;
 using namespace std::chrono_literals;
 
-BOOST_AUTO_TEST_SUITE(sweeps)
+namespace {
 
-BOOST_AUTO_TEST_CASE(only_connections_silent_past_the_timeout_are_closed_with_4000) {
+/** A shard's watchdog with a ping timeout of 15 s and a write timeout of `write_seconds`, over a registry of
+ * fake peers; `start` is when the test's clock begins. */
+template <int write_seconds>
+struct watched {
     net::io_context ioc;
     registry reg;
     metrics stats;
-    watchdog dog(ioc.get_executor(), reg, stats, 15s, 30s);
-    auto const start = steady_clock::now();
+    watchdog dog{ioc.get_executor(), reg, stats, 15s, std::chrono::seconds(write_seconds)};
+    steady_clock::time_point const start = steady_clock::now();
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(sweeps)
+
+BOOST_FIXTURE_TEST_CASE(only_connections_silent_past_the_timeout_are_closed_with_4000, watched<30>) {
     fake_peer silent("silent", &reg), chatty("chatty", &reg), fresh("fresh", &reg);
     for (auto* p : {&silent, &chatty, &fresh}) {
         reg.add(*p);
@@ -46,12 +56,7 @@ BOOST_AUTO_TEST_CASE(only_connections_silent_past_the_timeout_are_closed_with_40
         reg.remove(*p);
 }
 
-BOOST_AUTO_TEST_CASE(a_close_the_transport_began_leaves_the_open_set_at_the_next_sweep) {
-    net::io_context ioc;
-    registry reg;
-    metrics stats;
-    watchdog dog(ioc.get_executor(), reg, stats, 15s, 30s);
-    auto const start = steady_clock::now();
+BOOST_FIXTURE_TEST_CASE(a_close_the_transport_began_leaves_the_open_set_at_the_next_sweep, watched<30>) {
     fake_peer broken("broken", &reg), fine("fine", &reg);
     for (auto* p : {&broken, &fine}) {
         reg.add(*p);
@@ -70,12 +75,7 @@ BOOST_AUTO_TEST_CASE(a_close_the_transport_began_leaves_the_open_set_at_the_next
         reg.remove(*p);
 }
 
-BOOST_AUTO_TEST_CASE(a_write_stuck_past_the_write_timeout_drops_the_connection) {
-    net::io_context ioc;
-    registry reg;
-    metrics stats;
-    watchdog dog(ioc.get_executor(), reg, stats, 15s, 2s);
-    auto const start = steady_clock::now();
+BOOST_FIXTURE_TEST_CASE(a_write_stuck_past_the_write_timeout_drops_the_connection, watched<2>) {
     fake_peer stuck("stuck", &reg), slow("slow", &reg), idle("idle", &reg);
     for (auto* p : {&stuck, &slow, &idle}) {
         reg.add(*p);

@@ -23,6 +23,34 @@ namespace close_code = wolf::protocol::close_code;
 
 namespace {
 
+/** `count` clients, each connected and subscribed. */
+net::awaitable<std::vector<ws_client>> subscribed_clients(server& srv, int count) {
+    std::vector<ws_client> clients;
+    for (int i = 0; i < count; ++i) {
+        clients.push_back(co_await ws_client::open(srv.port()));
+        co_await clients.back().connect_and_subscribe();
+    }
+    co_return clients;
+}
+
+/** Shuts the server down while every client reads until its close; returns each client's close. */
+net::awaitable<std::vector<close_info>> closes_during_shutdown(server& srv, std::vector<ws_client>& clients) {
+    using namespace net::experimental::awaitable_operators;
+    auto const read_all_closes = [&]() -> net::awaitable<std::vector<close_info>> {
+        std::vector<close_info> closes;
+        for (auto& client : clients)
+            closes.push_back(co_await client.read_close());
+        co_return closes;
+    };
+    auto const shut_down = [&]() -> net::awaitable<bool> {
+        co_await srv.shutdown();
+        co_return true;
+    };
+    auto const [closes, done] = co_await (read_all_closes() && shut_down());
+    BOOST_TEST(done);
+    co_return closes;
+}
+
 /** Publishes a message through the broadcaster, exactly as a tick does. */
 net::awaitable<void> publish(server& srv, std::string text) {
     broadcast_message message{std::move(text), broadcast_message::origin::publish};
@@ -150,11 +178,7 @@ BOOST_AUTO_TEST_SUITE(broadcast)
 
 BOOST_AUTO_TEST_CASE(one_hundred_subscribers_get_the_same_quote_in_the_same_tick) {
     run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
-        std::vector<ws_client> clients;
-        for (int i = 0; i < 100; ++i) {
-            clients.push_back(co_await ws_client::open(srv.port()));
-            co_await clients.back().connect_and_subscribe();
-        }
+        auto clients = co_await subscribed_clients(srv, 100);
         BOOST_TEST(srv.connections().subscribers() == 100u);
         auto const ticks_before = srv.stats().broadcast_ticks_total.load();
         co_await publish(srv, "The same moon for every wolf.");
@@ -304,6 +328,27 @@ BOOST_AUTO_TEST_CASE(the_error_after_max_errors_closes_with_1008_and_nobody_else
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(slow_consumers)
+
+BOOST_AUTO_TEST_CASE(a_client_that_sends_without_reading_its_replies_is_closed_as_a_slow_consumer) {
+    auto cfg = fast_config();
+    cfg.max_queue = 2;
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto deaf = co_await ws_client::open(srv.port());
+        co_await deaf.connect_and_subscribe();
+        // Broadcasts it never reads fill its socket, then its queue: once one is dropped, two wait.
+        std::string const large(64 * 1024, 'w');
+        while (srv.stats().wisdom_dropped_total == 0)
+            co_await publish(srv, large);
+        BOOST_TEST(srv.stats().evictions_for(eviction_reason::slow_consumer) == 0u);
+        // Replies are never dropped: two more fit under twice --max-queue, the third closes it.
+        for (int i = 0; i < 3; ++i)
+            co_await deaf.send_event(event::subscribe);
+        // It reads nothing, so no close frame can tell it: the server's counter does.
+        BOOST_TEST(co_await eventually(
+            [&] { return srv.stats().evictions_for(eviction_reason::slow_consumer) == 1u; }, 5s));
+        BOOST_TEST(srv.connections().connections() == 0u, "its close has begun");
+    });
+}
 
 BOOST_AUTO_TEST_CASE(a_subscriber_that_stops_reading_is_dropped_after_the_write_timeout) {
     auto cfg = fast_config();
@@ -600,26 +645,9 @@ BOOST_AUTO_TEST_SUITE(graceful_shutdown)
 
 BOOST_AUTO_TEST_CASE(shutdown_sends_1001_to_everyone_and_refuses_new_connections) {
     run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
-        std::vector<ws_client> clients;
-        for (int i = 0; i < 5; ++i) {
-            clients.push_back(co_await ws_client::open(srv.port()));
-            co_await clients.back().connect_and_subscribe();
-        }
+        auto clients = co_await subscribed_clients(srv, 5);
         auto const port = srv.port();
-        using namespace net::experimental::awaitable_operators;
-        auto const read_all_closes = [&]() -> net::awaitable<std::vector<close_info>> {
-            std::vector<close_info> closes;
-            for (auto& client : clients)
-                closes.push_back(co_await client.read_close());
-            co_return closes;
-        };
-        auto const shut_down = [&]() -> net::awaitable<bool> {
-            co_await srv.shutdown();
-            co_return true;
-        };
-        auto const [closes, done] = co_await (read_all_closes() && shut_down());
-        BOOST_TEST(done);
-        for (auto const& closed : closes)
+        for (auto const& closed : co_await closes_during_shutdown(srv, clients))
             BOOST_TEST(closed.code == close_code::going_away);
         BOOST_TEST(srv.connections().live() == 0u);
 
@@ -655,11 +683,7 @@ BOOST_AUTO_TEST_CASE(every_thread_gets_its_share_and_every_subscriber_the_same_q
     cfg.threads = 3;
     run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
         BOOST_TEST(srv.threads() == 3u);
-        std::vector<ws_client> clients;
-        for (int i = 0; i < 9; ++i) {
-            clients.push_back(co_await ws_client::open(srv.port()));
-            co_await clients.back().connect_and_subscribe();
-        }
+        auto clients = co_await subscribed_clients(srv, 9);
         // Round-robin: the first thread (this test's own) holds every third connection.
         BOOST_TEST(srv.connections().connections() == 3u);
         BOOST_TEST(srv.pools().connections() == 9u);
@@ -708,25 +732,8 @@ BOOST_AUTO_TEST_CASE(shutdown_closes_every_thread_s_connections_with_1001) {
     auto cfg = fast_config();
     cfg.threads = 2;
     run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
-        std::vector<ws_client> clients;
-        for (int i = 0; i < 4; ++i) {
-            clients.push_back(co_await ws_client::open(srv.port()));
-            co_await clients.back().connect_and_subscribe();
-        }
-        using namespace net::experimental::awaitable_operators;
-        auto const read_all_closes = [&]() -> net::awaitable<std::vector<close_info>> {
-            std::vector<close_info> closes;
-            for (auto& client : clients)
-                closes.push_back(co_await client.read_close());
-            co_return closes;
-        };
-        auto const shut_down = [&]() -> net::awaitable<bool> {
-            co_await srv.shutdown();
-            co_return true;
-        };
-        auto const [closes, done] = co_await (read_all_closes() && shut_down());
-        BOOST_TEST(done);
-        for (auto const& closed : closes)
+        auto clients = co_await subscribed_clients(srv, 4);
+        for (auto const& closed : co_await closes_during_shutdown(srv, clients))
             BOOST_TEST(closed.code == close_code::going_away);
         BOOST_TEST(srv.pools().live() == 0u);
     });

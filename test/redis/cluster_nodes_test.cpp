@@ -149,6 +149,22 @@ public:
             });
     }
 
+    /**
+     * With a subscriber on every node, each of which has received `first` ticks, runs `body`; then closes
+     * the subscribers and waits for their readers to end.
+     */
+    void with_subscribers(std::size_t first, std::function<net::awaitable<void>()> body) {
+        run_coro(
+            [&]() -> net::awaitable<void> {
+                subscribers subs;
+                co_await subscribe_all(subs);
+                BOOST_REQUIRE_MESSAGE(co_await ticks_grow(first, 5s), tails());
+                co_await body();
+                co_await finish(subs);
+            },
+            30s);
+    }
+
     /** Closes the clients' sockets and waits for the readers to end. */
     net::awaitable<void> finish(subscribers& subs) {
         for (auto& client : subs.clients) {
@@ -303,57 +319,49 @@ BOOST_AUTO_TEST_CASE(every_node_delivers_the_same_quote_with_the_same_tick_numbe
     redis_server redis;
     cluster_run cluster(redis);
     std::size_t leader = 0;
-    run_coro(
-        [&]() -> net::awaitable<void> {
-            subscribers subs;
-            co_await cluster.subscribe_all(subs);
-            BOOST_REQUIRE_MESSAGE(co_await cluster.ticks_grow(6, 5s), cluster.tails());
-            cluster.check_same_consecutive_ticks();
-            // The three saw the same ticks once all were subscribed.
-            auto const common =
-                std::max({cluster.feed_of(0).ticks().front(), cluster.feed_of(1).ticks().front(),
-                          cluster.feed_of(2).ticks().front()});
-            for (std::size_t i = 0; i < cluster.size(); ++i) {
-                auto const numbers = cluster.feed_of(i).ticks();
-                BOOST_TEST(std::count(numbers.begin(), numbers.end(), common) == 1, "node " << i);
-            }
+    cluster.with_subscribers(6, [&]() -> net::awaitable<void> {
+        cluster.check_same_consecutive_ticks();
+        // The three saw the same ticks once all were subscribed.
+        auto const common = std::max({cluster.feed_of(0).ticks().front(), cluster.feed_of(1).ticks().front(),
+                                      cluster.feed_of(2).ticks().front()});
+        for (std::size_t i = 0; i < cluster.size(); ++i) {
+            auto const numbers = cluster.feed_of(i).ticks();
+            BOOST_TEST(std::count(numbers.begin(), numbers.end(), common) == 1, "node " << i);
+        }
 
-            auto const states = co_await cluster.all_health();
-            BOOST_TEST(
-                std::count_if(states.begin(), states.end(), [](health const& h) { return h.leader; }) == 1);
-            for (auto const& h : states) {
-                BOOST_TEST(h.broker == "redis");
-                BOOST_TEST(h.connected);
-                BOOST_TEST(h.connections == 1);
-            }
-            double leaders = 0;
-            for (std::size_t i = 0; i < cluster.size(); ++i) {
-                auto const samples = co_await scrape_metrics(cluster.at(i).port);
-                leaders += metric(samples, "wolf_leader");
-                BOOST_TEST(metric(samples, "wolf_broker_connected") == 1);
-                BOOST_TEST(metric(samples, "wolf_broker_info{broker=\"redis\"}") == 1);
-            }
-            BOOST_TEST(leaders == 1);
+        auto const states = co_await cluster.all_health();
+        BOOST_TEST(std::count_if(states.begin(), states.end(), [](health const& h) { return h.leader; }) ==
+                   1);
+        for (auto const& h : states) {
+            BOOST_TEST(h.broker == "redis");
+            BOOST_TEST(h.connected);
+            BOOST_TEST(h.connections == 1);
+        }
+        double leaders = 0;
+        for (std::size_t i = 0; i < cluster.size(); ++i) {
+            auto const samples = co_await scrape_metrics(cluster.at(i).port);
+            leaders += metric(samples, "wolf_leader");
+            BOOST_TEST(metric(samples, "wolf_broker_connected") == 1);
+            BOOST_TEST(metric(samples, "wolf_broker_info{broker=\"redis\"}") == 1);
+        }
+        BOOST_TEST(leaders == 1);
 
-            // An operator's message, posted to one node, reaches the subscribers of all three.
-            // Named, not braced temporaries inside co_await: GCC 12 destroys those twice (PR 99576).
-            header_list const bearer{{http::field::authorization, "Bearer " + std::string(admin_token)}};
-            std::string const body = R"({"message":"The pack gathers at moonrise."})";
-            auto const posted =
-                co_await http_request(cluster.at(1).port, http::verb::post, "/api/wisdom", body, bearer);
-            BOOST_TEST(posted.result_int() == 202u, posted.body());
-            auto const got_it = [&](std::size_t i) {
-                auto const& got = cluster.feed_of(i).got;
-                return std::any_of(got.begin(), got.end(), [](wisdom const& w) {
-                    return w.tick == 0 && w.message == "The pack gathers at moonrise.";
-                });
-            };
-            BOOST_TEST(co_await cluster.until([&] { return got_it(0) && got_it(1) && got_it(2); }, 2s));
-            co_await cluster.finish(subs);
-
-            leader = co_await cluster.leader_index();
-        },
-        30s);
+        // An operator's message, posted to one node, reaches the subscribers of all three.
+        // Named, not braced temporaries inside co_await: GCC 12 destroys those twice (PR 99576).
+        header_list const bearer{{http::field::authorization, "Bearer " + std::string(admin_token)}};
+        std::string const body = R"({"message":"The pack gathers at moonrise."})";
+        auto const posted =
+            co_await http_request(cluster.at(1).port, http::verb::post, "/api/wisdom", body, bearer);
+        BOOST_TEST(posted.result_int() == 202u, posted.body());
+        auto const got_it = [&](std::size_t i) {
+            auto const& got = cluster.feed_of(i).got;
+            return std::any_of(got.begin(), got.end(), [](wisdom const& w) {
+                return w.tick == 0 && w.message == "The pack gathers at moonrise.";
+            });
+        };
+        BOOST_TEST(co_await cluster.until([&] { return got_it(0) && got_it(1) && got_it(2); }, 2s));
+        leader = co_await cluster.leader_index();
+    });
 
     // A graceful stop: every node exits 0 (under ASan, with nothing leaked), the leader giving its lease up.
     cluster.terminate_all();
@@ -363,88 +371,73 @@ BOOST_AUTO_TEST_CASE(every_node_delivers_the_same_quote_with_the_same_tick_numbe
 BOOST_AUTO_TEST_CASE(killing_the_leader_hands_the_ticks_to_another_node_within_three_intervals) {
     redis_server redis;
     cluster_run cluster(redis);
-    run_coro(
-        [&]() -> net::awaitable<void> {
-            subscribers subs;
-            co_await cluster.subscribe_all(subs);
-            BOOST_REQUIRE_MESSAGE(co_await cluster.ticks_grow(3, 5s), cluster.tails());
-            auto const leader = co_await cluster.leader_index();
-            auto const last = cluster.highest_tick();
+    cluster.with_subscribers(3, [&]() -> net::awaitable<void> {
+        auto const leader = co_await cluster.leader_index();
+        auto const last = cluster.highest_tick();
 
-            cluster.kill(leader);
-            auto const killed = std::chrono::steady_clock::now();
-            auto const survivor = (leader + 1) % cluster.size();
-            BOOST_REQUIRE_MESSAGE(
-                co_await cluster.until([&] { return cluster.feed_of(survivor).last_tick() > last; },
-                                       lease + 2s),
-                cluster.tails());
-            auto const& resumed =
-                *std::find_if(cluster.feed_of(survivor).got.begin(), cluster.feed_of(survivor).got.end(),
-                              [&](wisdom const& w) { return w.tick > last; });
-            auto const took = std::chrono::duration_cast<std::chrono::milliseconds>(resumed.at - killed);
-            BOOST_TEST_MESSAGE("tick " << resumed.tick << " came " << took.count()
-                                       << " ms after the leader died");
-            // The lease was renewed at most one interval before the kill and runs three: a new leader ticks
-            // as it runs out.
-            BOOST_TEST((took <= lease + 150ms), took.count() << " ms");
-            BOOST_TEST(resumed.tick <= last + 2, "numbers continue where the dead leader stopped");
+        cluster.kill(leader);
+        auto const killed = std::chrono::steady_clock::now();
+        auto const survivor = (leader + 1) % cluster.size();
+        BOOST_REQUIRE_MESSAGE(
+            co_await cluster.until([&] { return cluster.feed_of(survivor).last_tick() > last; }, lease + 2s),
+            cluster.tails());
+        auto const& resumed =
+            *std::find_if(cluster.feed_of(survivor).got.begin(), cluster.feed_of(survivor).got.end(),
+                          [&](wisdom const& w) { return w.tick > last; });
+        auto const took = std::chrono::duration_cast<std::chrono::milliseconds>(resumed.at - killed);
+        BOOST_TEST_MESSAGE("tick " << resumed.tick << " came " << took.count()
+                                   << " ms after the leader died");
+        // The lease was renewed at most one interval before the kill and runs three: a new leader ticks
+        // as it runs out.
+        BOOST_TEST((took <= lease + 150ms), took.count() << " ms");
+        BOOST_TEST(resumed.tick <= last + 2, "numbers continue where the dead leader stopped");
 
-            BOOST_REQUIRE(co_await cluster.ticks_grow(3, 3s));
-            auto const next_leader = co_await cluster.leader_index();
-            BOOST_TEST(next_leader != leader);
-            cluster.check_same_consecutive_ticks();
-            BOOST_TEST(cluster.feed_of(leader).closed, "the dead node's client saw its connection end");
-            for (std::size_t i = 0; i < cluster.size(); ++i)
-                if (i != leader) BOOST_TEST(!cluster.feed_of(i).closed, "node " << i);
-            co_await cluster.finish(subs);
-        },
-        30s);
+        BOOST_REQUIRE(co_await cluster.ticks_grow(3, 3s));
+        auto const next_leader = co_await cluster.leader_index();
+        BOOST_TEST(next_leader != leader);
+        cluster.check_same_consecutive_ticks();
+        BOOST_TEST(cluster.feed_of(leader).closed, "the dead node's client saw its connection end");
+        for (std::size_t i = 0; i < cluster.size(); ++i)
+            if (i != leader) BOOST_TEST(!cluster.feed_of(i).closed, "node " << i);
+    });
 }
 
 BOOST_AUTO_TEST_CASE(a_redis_outage_keeps_clients_connected_and_the_ticks_resume_after) {
     redis_server redis;
     cluster_run cluster(redis);
-    run_coro(
-        [&]() -> net::awaitable<void> {
-            subscribers subs;
-            co_await cluster.subscribe_all(subs);
-            BOOST_REQUIRE_MESSAGE(co_await cluster.ticks_grow(3, 5s), cluster.tails());
+    cluster.with_subscribers(3, [&]() -> net::awaitable<void> {
+        redis.pause();
+        // A node notices at its next command: within an interval plus the Redis timeout (500 ms here).
+        BOOST_REQUIRE_MESSAGE(co_await cluster.broker_event("broker_disconnected", 3s), cluster.tails());
+        BOOST_REQUIRE_MESSAGE(
+            co_await cluster.health_is([](health const& h) { return !h.connected && !h.leader; }),
+            cluster.tails());
+        auto const last = cluster.highest_tick();
+        std::vector<std::size_t> during;
+        for (std::size_t i = 0; i < cluster.size(); ++i)
+            during.push_back(cluster.feed_of(i).got.size());
+        co_await pause(interval * 3); // an outage of several intervals
+        for (std::size_t i = 0; i < cluster.size(); ++i) {
+            BOOST_TEST(cluster.feed_of(i).got.size() == during[i], "nothing is delivered during the outage");
+            BOOST_TEST(!cluster.feed_of(i).closed, "node " << i << "'s client stays connected");
+        }
+        for (auto const& h : co_await cluster.all_health())
+            BOOST_TEST(h.connections == 1);
 
-            redis.pause();
-            // A node notices at its next command: within an interval plus the Redis timeout (500 ms here).
-            BOOST_REQUIRE_MESSAGE(co_await cluster.broker_event("broker_disconnected", 3s), cluster.tails());
-            BOOST_REQUIRE_MESSAGE(
-                co_await cluster.health_is([](health const& h) { return !h.connected && !h.leader; }),
-                cluster.tails());
-            auto const last = cluster.highest_tick();
-            std::vector<std::size_t> during;
-            for (std::size_t i = 0; i < cluster.size(); ++i)
-                during.push_back(cluster.feed_of(i).got.size());
-            co_await pause(interval * 3); // an outage of several intervals
-            for (std::size_t i = 0; i < cluster.size(); ++i) {
-                BOOST_TEST(cluster.feed_of(i).got.size() == during[i],
-                           "nothing is delivered during the outage");
-                BOOST_TEST(!cluster.feed_of(i).closed, "node " << i << "'s client stays connected");
-            }
-            for (auto const& h : co_await cluster.all_health())
-                BOOST_TEST(h.connections == 1);
-
-            redis.resume();
-            BOOST_REQUIRE_MESSAGE(co_await cluster.broker_event("broker_connected", 5s), cluster.tails());
-            BOOST_REQUIRE_MESSAGE(co_await cluster.health_is([](health const& h) { return h.connected; }),
-                                  cluster.tails());
-            BOOST_REQUIRE_MESSAGE(co_await cluster.ticks_grow(3, 3s), cluster.tails());
-            for (std::size_t i = 0; i < cluster.size(); ++i) {
-                BOOST_TEST(!cluster.feed_of(i).closed);
-                auto const numbers = cluster.feed_of(i).ticks();
-                BOOST_TEST(std::is_sorted(numbers.begin(), numbers.end()));
-                BOOST_TEST(numbers.back() > last);
-            }
-            (void)co_await cluster.leader_index(); // exactly one again
-            // After the outage too, a tick number carries the same quote on every node that delivered it (a
-            // node still reconnecting may miss the first ones: those are skipped, not replayed).
-            cluster.check_same_quote_per_tick(last);
-            co_await cluster.finish(subs);
-        },
-        30s);
+        redis.resume();
+        BOOST_REQUIRE_MESSAGE(co_await cluster.broker_event("broker_connected", 5s), cluster.tails());
+        BOOST_REQUIRE_MESSAGE(co_await cluster.health_is([](health const& h) { return h.connected; }),
+                              cluster.tails());
+        BOOST_REQUIRE_MESSAGE(co_await cluster.ticks_grow(3, 3s), cluster.tails());
+        for (std::size_t i = 0; i < cluster.size(); ++i) {
+            BOOST_TEST(!cluster.feed_of(i).closed);
+            auto const numbers = cluster.feed_of(i).ticks();
+            BOOST_TEST(std::is_sorted(numbers.begin(), numbers.end()));
+            BOOST_TEST(numbers.back() > last);
+        }
+        (void)co_await cluster.leader_index(); // exactly one again
+        // After the outage too, a tick number carries the same quote on every node that delivered it (a
+        // node still reconnecting may miss the first ones: those are skipped, not replayed).
+        cluster.check_same_quote_per_tick(last);
+    });
 }
