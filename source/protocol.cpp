@@ -61,6 +61,23 @@ std::optional<client_event> parse_compact_event(std::string_view text) {
     return std::nullopt;
 }
 
+/** A `since`: an object with a string `epoch` and a non-negative integer `offset`; nullopt otherwise. */
+std::optional<position> read_position(json::value const& value) {
+    auto const* object = value.if_object();
+    if (!object) return std::nullopt;
+    auto const* epoch = object->if_contains("epoch");
+    auto const* offset = object->if_contains("offset");
+    if (!epoch || !epoch->is_string() || !offset) return std::nullopt;
+    position read{std::string(epoch->get_string()), 0};
+    if (offset->is_uint64())
+        read.offset = offset->get_uint64();
+    else if (offset->is_int64() && offset->get_int64() >= 0)
+        read.offset = static_cast<std::uint64_t>(offset->get_int64());
+    else
+        return std::nullopt;
+    return read;
+}
+
 } // namespace
 
 std::variant<client_event, protocol_error> parse_client_event(std::string_view text) {
@@ -84,9 +101,19 @@ std::variant<client_event, protocol_error> parse_client_event(std::string_view t
     if (!id || !id->is_string()) return bad_message("\"payload.id\" must be a string");
 
     auto const name = std::string_view(type->get_string());
-    for (std::size_t i = 0; i < client_event_names.size(); ++i)
-        if (name == client_event_names[i])
-            return client_event{static_cast<client_event_type>(i), std::string(id->get_string())};
+    for (std::size_t i = 0; i < client_event_names.size(); ++i) {
+        if (name != client_event_names[i]) continue;
+        client_event parsed{static_cast<client_event_type>(i), std::string(id->get_string())};
+        if (parsed.type == client_event_type::subscribe)
+            if (auto const* since = payload->get_object().if_contains("since")) {
+                auto read = read_position(*since);
+                if (!read)
+                    return bad_message(
+                        R"("payload.since" must be {"epoch": string, "offset": integer >= 0})");
+                parsed.since = std::move(*read);
+            }
+        return parsed;
+    }
 
     // Echo at most 64 bytes of the client's type, cut on a UTF-8 character boundary.
     auto shown = name.substr(0, 64);
@@ -108,16 +135,23 @@ std::optional<protocol_error> check_client_event(client_event const& event, std:
     return std::nullopt;
 }
 
-std::string make_initial(std::string_view id) {
-    return make_event(event::initial, {{"id", id}});
+std::string make_initial(std::string_view id, position const& latest) {
+    return make_event(event::initial, {{"id", id}, {"epoch", latest.epoch}, {"offset", latest.offset}});
 }
 
 std::string make_subscribe_confirmation() {
     return make_event(event::subscribe_confirmation, {{"status", "ok"}});
 }
 
-std::string make_wisdom_distribution(std::string_view message, std::optional<std::uint64_t> tick) {
-    json::object payload{{"message", message}};
+std::string make_subscribe_confirmation(bool recovered, position const& latest) {
+    return make_event(
+        event::subscribe_confirmation,
+        {{"status", "ok"}, {"recovered", recovered}, {"epoch", latest.epoch}, {"offset", latest.offset}});
+}
+
+std::string make_wisdom_distribution(std::string_view message, std::uint64_t offset,
+                                     std::optional<std::uint64_t> tick) {
+    json::object payload{{"message", message}, {"offset", offset}};
     if (tick) payload["tick"] = *tick;
     return make_event(event::wisdom_distribution, std::move(payload));
 }

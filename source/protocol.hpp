@@ -59,10 +59,20 @@ inline constexpr std::string_view going_away = "server shutting down";
 /** At most this many client messages in any one-second window; one more closes with 1008. */
 inline constexpr std::size_t rate_limit_messages = 50;
 
+/** Where a broadcast stands in the sequence of broadcasts (section 10): `offset` grows by exactly 1 per
+ * broadcast within one `epoch`, the name of the sequence. Offset 0 is before the first broadcast. */
+struct position {
+    std::string epoch;
+    std::uint64_t offset = 0;
+
+    bool operator==(position const&) const = default;
+};
+
 /** A structurally valid client event. */
 struct client_event {
     client_event_type type;
     std::string id;
+    std::optional<position> since{}; // `subscribe` only: where the client stopped (lossless reconnect)
 };
 
 struct protocol_error {
@@ -70,7 +80,8 @@ struct protocol_error {
     std::string message; // human text for the `error` event
 };
 
-/** Checks shape and type (bad_message, unknown_type): what can be known from the text alone. */
+/** Checks shape and type (bad_message, unknown_type): what can be known from the text alone. A `subscribe`'s
+ * `since`, when present, must be an object with a string `epoch` and a non-negative integer `offset`. */
 std::variant<client_event, protocol_error> parse_client_event(std::string_view text);
 
 /** Checks identity and state (id_mismatch, not_connected) for an event that parsed. */
@@ -78,10 +89,17 @@ std::optional<protocol_error> check_client_event(client_event const& event, std:
                                                  bool connected);
 
 // Frame builders: compact JSON text of one server event each.
-std::string make_initial(std::string_view id);
+/** `{"id": ..., "epoch": ..., "offset": N}`: the connection's id and the latest broadcast's position. */
+std::string make_initial(std::string_view id, position const& latest);
+/** `{"status": "ok"}`: the reply to a `subscribe` without `since`. */
 std::string make_subscribe_confirmation();
-/** `{"message": ...}`; with `tick`, the cluster's tick number as the extension field `"tick": N`. */
-std::string make_wisdom_distribution(std::string_view message, std::optional<std::uint64_t> tick = {});
+/** `{"status": "ok", "recovered": B, "epoch": ..., "offset": N}`: the reply to a `subscribe` with `since`;
+ * `latest` is the latest broadcast's position. */
+std::string make_subscribe_confirmation(bool recovered, position const& latest);
+/** `{"message": ..., "offset": N}`; with `tick`, the cluster's tick number as the extension field
+ * `"tick": N`. */
+std::string make_wisdom_distribution(std::string_view message, std::uint64_t offset,
+                                     std::optional<std::uint64_t> tick = {});
 std::string make_error(protocol_error const& error);
 
 } // namespace wolf::protocol

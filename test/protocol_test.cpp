@@ -146,6 +146,44 @@ BOOST_AUTO_TEST_CASE(unknown_type_echo_is_escaped_so_it_stays_one_line) {
     BOOST_TEST(error->message == R"(unknown event type "howl\n2026-01-01 info  forged\"")");
 }
 
+BOOST_AUTO_TEST_CASE(a_subscribe_carries_since_and_other_events_ignore_it) {
+    auto const text = R"({"type":"subscribe","payload":{"id":"x","since":{"epoch":"5f3a","offset":41}}})";
+    auto const result = parse_client_event(text);
+    auto const* event = std::get_if<client_event>(&result);
+    BOOST_REQUIRE(event);
+    BOOST_REQUIRE(event->since.has_value());
+    BOOST_TEST(event->since->epoch == "5f3a");
+    BOOST_TEST(event->since->offset == 41u);
+    auto const zero =
+        parse_client_event(R"({"type":"subscribe","payload":{"id":"x","since":{"epoch":"","offset":0}}})");
+    BOOST_TEST(std::get<client_event>(zero).since->offset == 0u);
+    auto const plain = parse_client_event(R"({"type":"subscribe","payload":{"id":"x"}})");
+    BOOST_TEST(!std::get<client_event>(plain).since.has_value());
+    auto const ping = parse_client_event(R"({"type":"ping","payload":{"id":"x","since":"anything"}})");
+    BOOST_TEST(!std::get<client_event>(ping).since.has_value(), "an unknown extra field elsewhere");
+}
+
+static char const* const malformed_since[] = {
+    R"("since":null)",
+    R"("since":41)",
+    R"("since":"41")",
+    R"("since":[])",
+    R"("since":{})",
+    R"("since":{"epoch":"e"})",
+    R"("since":{"offset":1})",
+    R"("since":{"epoch":7,"offset":1})",
+    R"("since":{"epoch":"e","offset":-1})",
+    R"("since":{"epoch":"e","offset":1.5})",
+    R"("since":{"epoch":"e","offset":"1"})",
+    R"("since":{"epoch":"e","offset":18446744073709551616})",
+};
+
+BOOST_DATA_TEST_CASE(a_malformed_since_is_bad_message, data::make(malformed_since), since) {
+    std::string const text = std::string(R"({"type":"subscribe","payload":{"id":"x",)") + since + "}}";
+    BOOST_REQUIRE(json::parse(text).is_object()); // well-formed JSON: only the since is wrong
+    BOOST_TEST((parse_error_of(text) == error_code::bad_message), text);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(checking)
@@ -187,17 +225,26 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(frames)
 
 BOOST_AUTO_TEST_CASE(server_events_have_the_contract_shape) {
-    auto const initial = parse_object(make_initial(own_id));
+    auto const initial = parse_object(make_initial(own_id, {"5f3a", 7}));
     BOOST_TEST(initial.at("type").as_string() == event::initial);
     BOOST_TEST(initial.at("payload").at("id").as_string() == own_id);
+    BOOST_TEST(initial.at("payload").at("epoch").as_string() == "5f3a");
+    BOOST_TEST(initial.at("payload").at("offset").to_number<int>() == 7);
 
     auto const confirmation = parse_object(make_subscribe_confirmation());
     BOOST_TEST(confirmation.at("type").as_string() == event::subscribe_confirmation);
     BOOST_TEST(confirmation.at("payload").at("status").as_string() == "ok");
+    auto const recovery = parse_object(make_subscribe_confirmation(false, {"5f3a", 9}));
+    BOOST_TEST(recovery.at("type").as_string() == event::subscribe_confirmation);
+    BOOST_TEST(recovery.at("payload").at("status").as_string() == "ok");
+    BOOST_TEST(recovery.at("payload").at("recovered").as_bool() == false);
+    BOOST_TEST(recovery.at("payload").at("epoch").as_string() == "5f3a");
+    BOOST_TEST(recovery.at("payload").at("offset").to_number<int>() == 9);
 
-    auto const wisdom = parse_object(make_wisdom_distribution("Волк \"в\" цирке\n"));
+    auto const wisdom = parse_object(make_wisdom_distribution("Волк \"в\" цирке\n", 3));
     BOOST_TEST(wisdom.at("type").as_string() == event::wisdom_distribution);
     BOOST_TEST(wisdom.at("payload").at("message").as_string() == "Волк \"в\" цирке\n");
+    BOOST_TEST(wisdom.at("payload").at("offset").to_number<int>() == 3);
 
     auto const error = parse_object(make_error({error_code::not_connected, "send connect first"}));
     BOOST_TEST(error.at("type").as_string() == event::error);
@@ -208,14 +255,18 @@ BOOST_AUTO_TEST_CASE(server_events_have_the_contract_shape) {
 BOOST_AUTO_TEST_CASE(frames_are_compact_json) {
     BOOST_TEST(make_subscribe_confirmation() ==
                R"({"type":"subscribe_confirmation","payload":{"status":"ok"}})");
-    BOOST_TEST(make_initial("abc") == R"({"type":"initial","payload":{"id":"abc"}})");
+    BOOST_TEST(make_initial("abc", {"e", 0}) ==
+               R"({"type":"initial","payload":{"id":"abc","epoch":"e","offset":0}})");
+    BOOST_TEST(
+        make_subscribe_confirmation(true, {"e", 12}) ==
+        R"({"type":"subscribe_confirmation","payload":{"status":"ok","recovered":true,"epoch":"e","offset":12}})");
 }
 
 BOOST_AUTO_TEST_CASE(a_cluster_tick_adds_the_tick_extension_field) {
-    BOOST_TEST(make_wisdom_distribution("Howl.") ==
-               R"({"type":"wisdom_distribution","payload":{"message":"Howl."}})");
-    BOOST_TEST(make_wisdom_distribution("Howl.", 42) ==
-               R"({"type":"wisdom_distribution","payload":{"message":"Howl.","tick":42}})");
+    BOOST_TEST(make_wisdom_distribution("Howl.", 5) ==
+               R"({"type":"wisdom_distribution","payload":{"message":"Howl.","offset":5}})");
+    BOOST_TEST(make_wisdom_distribution("Howl.", 5, 42) ==
+               R"({"type":"wisdom_distribution","payload":{"message":"Howl.","offset":5,"tick":42}})");
 }
 
 BOOST_AUTO_TEST_CASE(names_and_codes_are_the_contracts) {

@@ -77,9 +77,16 @@ void check_event(protocol::client_event const& event) {
             require(!own, "a valid event in a valid state is refused");
         }
     }
-    // The id comes back in `initial` verbatim, whatever its bytes.
-    auto const initial = payload_of(protocol::make_initial(event.id), protocol::event::initial);
+    // The id comes back in `initial` verbatim, whatever its bytes; so does an epoch in a confirmation.
+    auto const initial = payload_of(protocol::make_initial(event.id, {"e", 1}), protocol::event::initial);
     require(initial.at("id").as_string() == event.id, "initial frame: id");
+    if (event.since) {
+        auto const confirmation = payload_of(protocol::make_subscribe_confirmation(true, *event.since),
+                                             protocol::event::subscribe_confirmation);
+        require(confirmation.at("epoch").as_string() == event.since->epoch, "confirmation frame: epoch");
+        require(confirmation.at("offset").to_number<std::uint64_t>() == event.since->offset,
+                "confirmation frame: offset");
+    }
 }
 
 /**
@@ -97,7 +104,16 @@ void check_against_plain_parse(std::string_view text,
         auto const& object = value.as_object();
         auto const type = std::string_view(object.at("type").as_string());
         require(is_client_event_name(type) && type == protocol::to_string(event->type), "event type");
-        require(object.at("payload").as_object().at("id").as_string() == event->id, "event id");
+        auto const& payload = object.at("payload").as_object();
+        require(payload.at("id").as_string() == event->id, "event id");
+        // `since` is read from a subscribe only, and then exactly as written.
+        auto const* since = payload.if_contains("since");
+        require(event->since.has_value() == (since && type == protocol::event::subscribe), "event since");
+        if (event->since) {
+            require(since->as_object().at("epoch").as_string() == event->since->epoch, "since epoch");
+            require(since->as_object().at("offset").to_number<std::uint64_t>() == event->since->offset,
+                    "since offset");
+        }
         return;
     }
     auto const& error = std::get<protocol::protocol_error>(parsed);
