@@ -3,6 +3,7 @@
 #include "broadcaster.hpp"
 #include "cluster/cluster.hpp"
 #include "config.hpp"
+#include "history.hpp"
 #include "quote_deck.hpp"
 #include "support/logger.hpp"
 #include "ticker.hpp"
@@ -20,7 +21,7 @@ class cluster_source final : public broadcast_source {
 public:
     cluster_source(net::any_io_executor executor, config const& cfg, quote_deck& deck, broadcaster& target)
         : member_(
-              std::move(executor), cluster_options{*cfg.redis, cfg.interval, {}, {}},
+              std::move(executor), cluster_options{*cfg.redis, cfg.interval, {}, {}, cfg.history},
               [&deck] { return deck.next(); },
               [this, &target](cluster_message m) { deliver(target, std::move(m)); }) {}
 
@@ -35,10 +36,16 @@ public:
 private:
     void deliver(broadcaster& target, cluster_message m) {
         auto const from = m.tick ? broadcast_message::origin::tick : broadcast_message::origin::publish;
-        // The broadcaster never waits on a subscriber, so a full inbox means it fell behind by many
-        // messages: this one is skipped, as a tick missed in an outage is.
-        if (!target.try_publish({std::move(m.text), from, m.tick}) && !stopped_)
-            log_warn("broadcast_busy", kv("cluster_tick", m.tick.value_or(0)));
+        auto const purpose = m.purpose == cluster_message::use::deliver  ? broadcast_message::use::deliver
+                             : m.purpose == cluster_message::use::record ? broadcast_message::use::record
+                                                                         : broadcast_message::use::position;
+        broadcast_message message{std::move(m.text), from, m.tick,
+                                  protocol::position{std::move(m.epoch), m.offset}, purpose};
+        // The broadcaster never waits on a subscriber and its inbox holds what a node reads back from the
+        // stream at once (broadcaster_capacity), so a full inbox means it fell far behind: this one is
+        // skipped.
+        if (!target.try_publish(std::move(message)) && !stopped_)
+            log_warn("broadcast_busy", kv("cluster_tick", m.tick.value_or(0)), kv("offset", m.offset));
     }
 
     cluster member_;
@@ -46,6 +53,14 @@ private:
 };
 
 } // namespace
+
+std::string starting_epoch(config const& cfg) {
+    return cfg.redis ? std::string() : new_epoch();
+}
+
+std::size_t broadcaster_capacity(config const& cfg) noexcept {
+    return cfg.redis ? 2 * cfg.history + 256 : 16;
+}
 
 std::unique_ptr<broadcast_source> make_broadcast_source(net::any_io_executor executor, config const& cfg,
                                                         quote_deck& deck, broadcaster& target) {

@@ -41,6 +41,15 @@ public:
     virtual broker_status status() const noexcept = 0;
 };
 
+/** The epoch the server numbers its broadcasts in until its source says otherwise: a fresh one for a single
+ * node; none ("") for a cluster node, which learns the cluster's from Redis. */
+std::string starting_epoch(config const& cfg);
+
+/** How many messages the broadcaster's inbox holds for `cfg`: enough for all a cluster node reads back from
+ * its stream at once (about --history entries, Redis's approximate trimming keeping up to a hundred more)
+ * and what arrives live meanwhile. */
+std::size_t broadcaster_capacity(config const& cfg) noexcept;
+
 /**
  * The source `cfg` asks for, feeding `target`: a ticker over `deck` for a single node, or with cfg.redis this
  * node's membership of a cluster (whose leader deals from its own deck). The one place a source is chosen;

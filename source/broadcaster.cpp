@@ -10,13 +10,14 @@
 namespace wolf {
 
 broadcaster::broadcaster(net::any_io_executor executor, std::vector<fan_out_target> targets, metrics& stats,
-                         pool_counts const& pools, std::size_t capacity)
+                         pool_counts const& pools, std::string epoch, std::size_t capacity)
     : executor_(executor)
     , targets_(std::move(targets))
     , inbox_(executor, capacity)
     , results_(executor, targets_.size() + 1)
     , stats_(stats)
-    , pools_(&pools) {
+    , pools_(&pools)
+    , latest_{std::move(epoch), 0} {
 }
 
 broadcaster::broadcaster(net::any_io_executor executor, registry& connections, metrics& stats,
@@ -26,7 +27,8 @@ broadcaster::broadcaster(net::any_io_executor executor, registry& connections, m
     , inbox_(executor, capacity)
     , results_(executor, 2)
     , stats_(stats)
-    , pools_(nullptr) {
+    , pools_(nullptr)
+    , latest_{new_epoch(), 0} {
 }
 
 net::awaitable<void> broadcaster::run() {
@@ -72,8 +74,37 @@ offer_result broadcaster::offer_to(registry const& connections, shared_frame con
 
 net::awaitable<offer_result> broadcaster::fan_out(broadcast_message message) {
     auto const started = steady_clock::now();
+    // A position the source gave, or the next of this broadcaster's own sequence. One given twice (a
+    // cluster's message that arrived again) is never recorded or offered again.
+    auto at = message.at ? std::move(*message.at) : protocol::position{latest_.epoch, latest_.offset + 1};
+    if (at.epoch == latest_.epoch && at.offset <= latest_.offset) {
+        log_debug("broadcast_repeated", kv("offset", at.offset), kv("latest", latest_.offset));
+        co_return offer_result{};
+    }
+    bool const epoch_starts = at.epoch != latest_.epoch;
+    latest_ = at;
     // Serialized and framed once; every subscriber's socket, on every thread, gets these same bytes.
-    auto const frame = make_text_frame(protocol::make_wisdom_distribution(message.text, message.tick));
+    bool const offered = message.purpose == broadcast_message::use::deliver;
+    bool const position_only = message.purpose == broadcast_message::use::position;
+    auto const frame =
+        position_only
+            ? shared_frame{}
+            : make_text_frame(protocol::make_wisdom_distribution(message.text, at.offset, message.tick),
+                              at.offset);
+    // One thread's share: recorded, then offered, in one handler, so a subscriber recovering on that thread
+    // finds every broadcast either in the history or still to come live.
+    auto const share = [frame, offered, position_only, at, epoch_starts](fan_out_target const& target) {
+        if (epoch_starts)
+            for (peer* p : target.connections->subscriber_peers())
+                p->epoch_changed();
+        if (target.record) {
+            if (position_only)
+                target.record->skip_to(at);
+            else
+                target.record->append(at, frame);
+        }
+        return offered ? offer_to(*target.connections, frame) : offer_result{};
+    };
 
     // The other threads start on their shares first, then this thread does its own, so they run at once.
     std::size_t awaited = 0;
@@ -84,19 +115,23 @@ net::awaitable<offer_result> broadcaster::fan_out(broadcast_message message) {
             continue;
         }
         ++awaited;
-        net::post(target.executor, [this, frame, &target] {
-            auto const result = offer_to(*target.connections, frame);
+        net::post(target.executor, [this, share, &target] {
+            auto const result = share(target);
             net::post(executor_, [this, result] { results_.try_send(boost::system::error_code{}, result); });
         });
     }
     offer_result total;
-    if (local) total += offer_to(*local->connections, frame);
+    if (local) {
+        total += share(*local);
+        if (local->record) stats_.history_length = local->record->size();
+    }
     for (; awaited > 0; --awaited) {
         auto [ec, result] = co_await results_.async_receive(use_nothrow);
         if (ec) break;
         total += result;
     }
 
+    if (!offered) co_return total;
     stats_.wisdom_sent_total += total.queued;
     stats_.wisdom_dropped_total += total.dropped;
     std::uint64_t const number = ++stats_.broadcast_ticks_total;
@@ -108,10 +143,10 @@ net::awaitable<offer_result> broadcaster::fan_out(broadcast_message message) {
     if (message.tick) // the cluster's number too, the same on every node
         log_info(event, kv("number", number), kv("cluster_tick", *message.tick),
                  kv("recipients", total.queued), kv("dropped", total.dropped), kv("connections", connections),
-                 kv("fanout_us", fanout_us));
+                 kv("fanout_us", fanout_us), kv("offset", at.offset));
     else
         log_info(event, kv("number", number), kv("recipients", total.queued), kv("dropped", total.dropped),
-                 kv("connections", connections), kv("fanout_us", fanout_us));
+                 kv("connections", connections), kv("fanout_us", fanout_us), kv("offset", at.offset));
     co_return total;
 }
 

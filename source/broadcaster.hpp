@@ -1,7 +1,9 @@
 #pragma once
 
 #include "frame.hpp"
+#include "history.hpp"
 #include "metrics.hpp"
+#include "protocol.hpp"
 #include "registry.hpp"
 #include "support/net.hpp"
 
@@ -22,6 +24,13 @@ struct broadcast_message {
     std::string text;
     origin from = origin::tick;
     std::optional<std::uint64_t> tick{}; // a cluster's tick number (--redis): the frame carries it as "tick"
+    // Its position (protocol section 10) when the source gave it one (a cluster's, the same on every node);
+    // none: the broadcaster numbers it next in its own epoch (a single node).
+    std::optional<protocol::position> at{};
+    // What to do with it: offer it to the subscribers (and record it); record it in the history only (a node
+    // filling its history); or only take its position as the latest, with no broadcast (a node that learns
+    // its cluster's epoch and offset).
+    enum class use { deliver, record, position } purpose = use::deliver;
 };
 
 /** What one fan-out did: frames queued (or written) and frames dropped on full queues. */
@@ -36,18 +45,20 @@ struct offer_result {
     }
 };
 
-/** One event-loop thread's subscribers, as the broadcaster reaches them: the thread's executor and the
- * registry only that thread touches. */
+/** One event-loop thread's subscribers, as the broadcaster reaches them: the thread's executor, the registry
+ * and the history only that thread touches (null: none kept). */
 struct fan_out_target {
     net::any_io_executor executor;
     registry* connections;
+    history* record = nullptr;
 };
 
 /**
- * The one broadcaster of the process. It receives messages from a channel (any thread may publish),
- * serializes each one once into a complete `wisdom_distribution` frame, and hands that same frame to every
- * event-loop thread at once; each thread offers it to its own subscribers, and the broadcaster waits until
- * all have, so each tick's figures and log line are exact.
+ * The one broadcaster of the process. It receives messages from a channel (any thread may publish), gives
+ * each its position (or takes the one the source gave), serializes it once into a complete
+ * `wisdom_distribution` frame, and hands that same frame to every event-loop thread at once; each thread
+ * records it in its history and offers it to its own subscribers, in one handler, and the broadcaster waits
+ * until all have, so each tick's figures and log line are exact.
  *
  * Invariant: fan-out never waits on a connection. peer::offer only writes what the socket takes at once or
  * queues (or drops on a full queue), and never changes the registry, so a thread walks its subscriber list
@@ -56,9 +67,9 @@ struct fan_out_target {
 class broadcaster {
 public:
     /** Fans out to `targets`; the one whose executor is `executor` (if any) is served inline. `pools` gives
-     * the connection count each tick logs. */
+     * the connection count each tick logs; `epoch` names the sequence this broadcaster numbers. */
     broadcaster(net::any_io_executor executor, std::vector<fan_out_target> targets, metrics& stats,
-                pool_counts const& pools, std::size_t capacity = 16);
+                pool_counts const& pools, std::string epoch, std::size_t capacity = 16);
     /** One registry on the broadcaster's own executor (a single-threaded server). */
     broadcaster(net::any_io_executor executor, registry& connections, metrics& stats,
                 std::size_t capacity = 16);
@@ -81,6 +92,9 @@ public:
     /** Offers `frame` to every subscriber of `connections` (on the calling thread, which must own it). */
     static offer_result offer_to(registry const& connections, shared_frame const& frame);
 
+    /** The latest broadcast's position. On the broadcaster's executor. */
+    protocol::position const& latest() const noexcept { return latest_; }
+
 private:
     using inbox = net::experimental::concurrent_channel<void(boost::system::error_code, broadcast_message)>;
     using results = net::experimental::channel<void(boost::system::error_code, offer_result)>;
@@ -91,6 +105,7 @@ private:
     results results_; // the other threads' offer_results, posted back to executor_
     metrics& stats_;
     pool_counts const* pools_; // null: one registry, on this thread, counts the connections
+    protocol::position latest_;
 };
 
 } // namespace wolf

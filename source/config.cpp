@@ -227,6 +227,9 @@ std::vector<setting> const& settings() {
                   "largest client message in bytes; larger closes with 1009"),
             count("max-errors", &config::max_errors, 1, 1'000'000,
                   "protocol errors answered per connection; the next one closes it with 1008"),
+            count("history", &config::history, 0, 100'000,
+                  "broadcasts kept, as the frames already built, for clients that reconnect with \"since\" "
+                  "(0: none)"),
             time("handshake-timeout", &config::handshake_timeout,
                  "time allowed for a whole HTTP request, a WebSocket upgrade or a closing handshake"),
             time("write-timeout", &config::write_timeout,

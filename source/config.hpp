@@ -25,6 +25,7 @@ struct config {
     std::size_t max_queue = 64;
     std::size_t max_message_size = 4096;
     std::size_t max_errors = 20;       // protocol errors a connection may make; the next one closes it
+    std::size_t history = 100;         // broadcasts kept for lossless reconnect (section 10); 0: none
     duration handshake_timeout{10000}; // whole HTTP request / WebSocket upgrade, and the closing handshake
     duration write_timeout{30000};     // a write making no progress this long drops the connection
     std::size_t threads = 0;  // event-loop threads, each serving its share of connections; 0: one per core

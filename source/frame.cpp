@@ -4,7 +4,8 @@
 
 namespace wolf {
 
-wire_frame::wire_frame(std::string_view payload) {
+wire_frame::wire_frame(std::string_view payload, std::uint64_t offset)
+    : offset_(offset) {
     constexpr unsigned char fin_text = 0x81; // FIN set, opcode 1 (text); server frames carry no mask
     auto const size = static_cast<std::uint64_t>(payload.size());
     header_size_ = size < 126 ? 2 : size <= 0xFFFF ? 4 : 10;
@@ -23,8 +24,8 @@ wire_frame::wire_frame(std::string_view payload) {
     payload.copy(bytes_.data() + header_size_, payload.size());
 }
 
-shared_frame make_text_frame(std::string_view payload) {
-    return std::make_shared<wire_frame const>(payload);
+shared_frame make_text_frame(std::string_view payload, std::uint64_t offset) {
+    return std::make_shared<wire_frame const>(payload, offset);
 }
 
 } // namespace wolf

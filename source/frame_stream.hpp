@@ -60,6 +60,8 @@ public:
     std::optional<steady_clock::time_point> blocked_since() const noexcept { return writer_.blocked_since(); }
     /** Writes `frame` after everything queued before it. */
     void send(shared_frame const& frame) { writer_.send(next_, frame); }
+    /** A broadcast sent again to a recovering subscriber: like send(), but not counted by queued(). */
+    void resend(shared_frame const& frame) { writer_.resend(next_, frame); }
     /** Holds writes back until uncork(), which sends everything held at once. */
     void cork() { writer_.cork(); }
     void uncork() { writer_.uncork(next_); }

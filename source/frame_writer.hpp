@@ -29,8 +29,9 @@ namespace wolf {
 /**
  * What both writers share: the frames that wait, with their write state, and what waits for them to be
  * written. The queue and its state exist only while something waits: an idle connection carries one pointer
- * for them. A frame is queued by send() (a broadcast or a reply: droppable when the connection closes) or by
- * send_transport() (the WebSocket layer's own bytes, which always go out). `Writer`, the derived writer,
+ * for them. A frame is queued by send() (a broadcast or a reply: droppable when the connection closes), by
+ * resend() (a broadcast sent again to a recovering subscriber: droppable, but not counted by queued()) or
+ * by send_transport() (the WebSocket layer's own bytes, which always go out). `Writer`, the derived writer,
  * says how a frame reaches the socket (push) and whether the front frame has begun to go out.
  *
  * Single-threaded: every call comes from the connection's executor. Pending waits hold the owner (the
@@ -42,7 +43,14 @@ public:
     /** Writes `frame` after everything queued before it. */
     template <class NextLayer>
     void send(NextLayer& next, shared_frame const& frame) {
-        writer().push(next, frame, true);
+        writer().push(next, {frame, true, true});
+    }
+
+    /** A broadcast sent again (lossless reconnect): after everything queued, droppable at a close, and not
+     * counted by queued(), since a replay is not subject to the drop rule that bound enforces. */
+    template <class NextLayer>
+    void resend(NextLayer& next, shared_frame const& frame) {
+        writer().push(next, {frame, true, false});
     }
 
     /** The WebSocket layer's own bytes: after everything queued, and never dropped. A close frame (FIN and
@@ -52,7 +60,7 @@ public:
     void send_transport(NextLayer& next, shared_frame const& frame) {
         auto const bytes = frame->bytes();
         if (!bytes.empty() && static_cast<unsigned char>(bytes.front()) == 0x88) close_written_ = true;
-        writer().push(next, frame, false);
+        writer().push(next, {frame, false, true});
     }
 
     /** Drops queued frames of send() that have not begun to go out; the WebSocket layer's own frames stay.
@@ -62,9 +70,12 @@ public:
         bool const front_begun = writer().front_begun();
         auto& items = backlog_->items;
         std::vector<entry> kept;
+        backlog_->uncounted = 0;
         for (auto i = backlog_->head; i < items.size(); ++i)
-            if (!items[i].droppable || (i == backlog_->head && front_begun))
+            if (!items[i].droppable || (i == backlog_->head && front_begun)) {
+                backlog_->uncounted += items[i].counted ? 0 : 1;
                 kept.push_back(std::move(items[i]));
+            }
         if (!front_begun) backlog_->offset = 0;
         items = std::move(kept);
         backlog_->head = 0;
@@ -79,8 +90,8 @@ public:
     /** True once the WebSocket layer has written a close frame. */
     bool close_written() const noexcept { return close_written_; }
 
-    /** Frames queued and not fully written (the one being written included). */
-    std::size_t queued() const noexcept { return backlog_ ? backlog_->size() : 0; }
+    /** Frames queued and not fully written (the one being written included), but for those resent. */
+    std::size_t queued() const noexcept { return backlog_ ? backlog_->size() - backlog_->uncounted : 0; }
 
     /** Since when a queued frame has waited on the socket; nullopt when nothing waits. */
     std::optional<steady_clock::time_point> blocked_since() const noexcept {
@@ -105,7 +116,8 @@ public:
 protected:
     struct entry {
         shared_frame frame;
-        bool droppable; // queued by send(), not by the WebSocket layer
+        bool droppable; // queued by send() or resend(), not by the WebSocket layer
+        bool counted;   // by queued(): all but what resend() queued
     };
 
     struct callback_base {
@@ -124,9 +136,10 @@ protected:
     struct backlog {
         std::vector<entry> items;
         std::size_t head = 0;
-        std::size_t offset = 0; // bytes of the front frame already written
-        bool in_flight = false; // a wait for writability, or a TLS write, is pending
-        bool corked = false;    // hold writes until uncork()
+        std::size_t uncounted = 0; // entries from resend()
+        std::size_t offset = 0;    // bytes of the front frame already written
+        bool in_flight = false;    // a wait for writability, or a TLS write, is pending
+        bool corked = false;       // hold writes until uncork()
         steady_clock::time_point blocked_since;
         std::unique_ptr<callback_base> on_drained;
 
@@ -134,8 +147,13 @@ protected:
         bool empty() const noexcept { return head == items.size(); }
         entry& front() noexcept { return items[head]; }
         void pop() noexcept {
+            if (!items[head].counted) --uncounted;
             items[head++].frame.reset();
             offset = 0;
+        }
+        void push(entry e) {
+            if (!e.counted) ++uncounted;
+            items.push_back(std::move(e));
         }
     };
 
@@ -157,6 +175,7 @@ protected:
             backlog_->items.erase(backlog_->items.begin() + static_cast<std::ptrdiff_t>(backlog_->head),
                                   backlog_->items.end());
             backlog_->head = backlog_->items.size();
+            backlog_->uncounted = 0;
             return;
         }
         drained();
@@ -186,6 +205,7 @@ class frame_writer : public frame_writer_base<frame_writer<NextLayer>> {
     using base::fail;
     using base::owner_;
     using typename base::backlog;
+    using typename base::entry;
 
 public:
     void uncork(NextLayer& next) {
@@ -200,10 +220,10 @@ private:
     /** The frame being written has begun to go out. */
     bool front_begun() const noexcept { return backlog_->in_flight; }
 
-    void push(NextLayer& next, shared_frame const& frame, bool droppable) {
+    void push(NextLayer& next, entry e) {
         if (error_) return;
         if (!backlog_) backlog_ = std::make_unique<backlog>();
-        backlog_->items.push_back({frame, droppable});
+        backlog_->push(std::move(e));
         if (!backlog_->corked) write_next(next);
     }
 
@@ -249,21 +269,21 @@ private:
     /** Some of the front frame is written; one waiting for writability with no byte written has not begun. */
     bool front_begun() const noexcept { return backlog_->offset > 0; }
 
-    void push(socket& next, shared_frame const& frame, bool droppable) {
+    void push(socket& next, entry e) {
         if (error_) return;
         if (backlog_) {
-            backlog_->items.push_back({frame, droppable});
+            backlog_->push(std::move(e));
             return;
         }
         // Nothing ahead of it: hand it to the socket now; only a remainder is queued.
-        auto const bytes = frame->bytes();
+        auto const bytes = e.frame->bytes();
         net::const_buffer const buffer(bytes.data(), bytes.size());
         beast::error_code ec;
         auto const written = send_now(next, {&buffer, 1}, ec);
         if (ec) return fail(next, ec);
         if (written == bytes.size()) return;
         backlog_ = std::make_unique<backlog>();
-        backlog_->items.push_back({frame, droppable});
+        backlog_->push(std::move(e));
         backlog_->offset = written;
         wait_writable(next);
     }

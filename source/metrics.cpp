@@ -54,6 +54,18 @@ std::string render_prometheus(metrics const& m, pool_counts const& r, broker_sta
         out << "wolf_protocol_errors_total{code=\""
             << protocol::to_string(static_cast<protocol::error_code>(i)) << "\"} " << m.protocol_errors[i]
             << '\n';
+    write_family(
+        out, "wolf_recoveries_total", "counter",
+        "Subscribes with \"since\" (lossless reconnect), by result: recovered (every missed broadcast "
+        "sent again), gap (some were no longer kept), epoch (another sequence).");
+    for (std::size_t i = 0; i < recovery_result_count; ++i)
+        out << "wolf_recoveries_total{result=\"" << recovery_result_names[i] << "\"} " << m.recoveries[i]
+            << '\n';
+    write_family(out, "wolf_recovery_resent_total", "counter",
+                 "Broadcasts sent again to recovering subscribers.");
+    out << "wolf_recovery_resent_total " << m.resent_total << '\n';
+    write_family(out, "wolf_history_length", "gauge", "Broadcasts kept for lossless reconnect (--history).");
+    out << "wolf_history_length " << m.history_length.load(std::memory_order_relaxed) << '\n';
     out << render_histogram(
         "wolf_broadcast_duration_seconds",
         "Time one broadcast takes to serialize its frame and offer it to every subscriber's queue.",

@@ -4,6 +4,7 @@
 #include "support/prometheus.hpp"
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -34,6 +35,11 @@ inline constexpr std::array<double, 16> broadcast_duration_bounds{
 inline constexpr std::array<double, 13> session_duration_bounds{1,    5,    15,    30,    60,    300,  900,
                                                                 1800, 3600, 10800, 21600, 43200, 86400};
 
+/** The results a recovery can have (history::outcome): recovered, gap, epoch. */
+inline constexpr std::size_t recovery_result_count = 3;
+inline constexpr std::array<std::string_view, recovery_result_count> recovery_result_names{"recovered", "gap",
+                                                                                           "epoch"};
+
 /** Counters since start, shared by every event-loop thread. Gauges (connections, subscribers) are read from
  * the pool counts. */
 struct metrics {
@@ -46,9 +52,18 @@ struct metrics {
     std::array<counter, protocol::error_code_count> protocol_errors{};
     histogram broadcast_duration{broadcast_duration_bounds}; // seconds to offer one frame to every subscriber
     histogram session_duration{session_duration_bounds};     // seconds from handshake to the end
+    // Lossless reconnect: subscribes with `since` by result (recovered, gap, epoch; history::outcome's
+    // order), the broadcasts sent again to them, and how many broadcasts the history holds now.
+    std::array<counter, recovery_result_count> recoveries{};
+    counter resent_total;
+    std::atomic<std::uint64_t> history_length{0};
 
     void count(eviction_reason reason) noexcept { ++evictions[static_cast<std::size_t>(reason)]; }
     void count(protocol::error_code code) noexcept { ++protocol_errors[static_cast<std::size_t>(code)]; }
+    template <class Result>
+    void count_recovery(Result result) noexcept {
+        ++recoveries[static_cast<std::size_t>(result)];
+    }
     std::uint64_t evictions_for(eviction_reason reason) const noexcept {
         return evictions[static_cast<std::size_t>(reason)];
     }

@@ -53,6 +53,10 @@ public:
     /** Drops the connection at once, without a closing handshake. */
     virtual void abort() = 0;
 
+    /** The broadcasts start a new sequence (a cluster's new epoch): offsets the peer knew mean nothing now.
+     */
+    virtual void epoch_changed() noexcept {}
+
     /** True when the transport began a close on its own (after a protocol violation) that the registry has
      * not seen yet; the watchdog then takes the connection out of the open set. */
     virtual bool transport_closing() const noexcept { return false; }

@@ -50,17 +50,19 @@ struct server::impl {
         auto const count = thread_count(state.cfg);
         for (std::size_t i = 1; i < count; ++i)
             contexts.push_back(std::make_unique<net::io_context>(1));
-        shards.push_back(std::make_unique<shard>(state, ex));
+        auto const epoch = starting_epoch(state.cfg);
+        shards.push_back(std::make_unique<shard>(state, ex, epoch));
         for (auto& context : contexts)
-            shards.push_back(std::make_unique<shard>(state, context->get_executor()));
+            shards.push_back(std::make_unique<shard>(state, context->get_executor(), epoch));
         std::vector<fan_out_target> targets;
         for (auto& s : shards) {
             shard_pointers.push_back(s.get());
             dogs.push_back(std::make_unique<watchdog>(s->executor, s->connections, state.stats,
                                                       state.cfg.ping_timeout, state.cfg.write_timeout));
-            targets.push_back({s->executor, &s->connections});
+            targets.push_back({s->executor, &s->connections, &s->record});
         }
-        broadcast = std::make_unique<broadcaster>(ex, std::move(targets), state.stats, state.pools);
+        broadcast = std::make_unique<broadcaster>(ex, std::move(targets), state.stats, state.pools, epoch,
+                                                  broadcaster_capacity(state.cfg));
         source = make_broadcast_source(ex, state.cfg, deck, *broadcast);
         state.source = source.get();
     }

@@ -2,6 +2,7 @@
 
 #include "assets.hpp"
 #include "config.hpp"
+#include "history.hpp"
 #include "metrics.hpp"
 #include "registry.hpp"
 #include "support/net.hpp"
@@ -55,16 +56,19 @@ struct server_state {
  * is touched from that thread only; what crosses threads goes through `server`.
  */
 struct shard {
-    shard(server_state& s, net::any_io_executor ex)
+    /** `epoch` names the sequence of broadcasts this server numbers until its source says otherwise. */
+    shard(server_state& s, net::any_io_executor ex, std::string const& epoch)
         : server(s)
         , executor(std::move(ex))
-        , connections(&s.pools) {}
+        , connections(&s.pools)
+        , record(s.cfg.history, epoch) {}
     shard(shard const&) = delete;
     shard& operator=(shard const&) = delete;
 
     server_state& server;
     net::any_io_executor const executor;
     registry connections;
+    history record; // the latest broadcasts offered on this thread, for subscribers that recover
     std::unordered_set<closable*> http_connections;
     std::function<void()> on_peer_removed; // the server's shutdown waits on it
 };

@@ -107,11 +107,16 @@ public:
 
     bool offer(shared_frame const& frame) override {
         if (closing_ || frames_.queued() >= max_queue_) return false;
+        // A subscriber that recovered past this shard's latest broadcast (it came from a node further on)
+        // has had every broadcast up to its `since`: those arrive here live, and are not sent again.
+        if (frame->offset() <= recovered_through_) return true;
         frames_.send(frame);
         return true;
     }
 
     void close(std::uint16_t code, std::string_view reason) override;
+
+    void epoch_changed() noexcept override { recovered_through_ = 0; }
 
     // The TCP socket under any TLS layer: no close_notify, the peer sees the connection end.
     void abort() override { beast::close_socket(beast::get_lowest_layer(ws_)); }
@@ -141,6 +146,8 @@ private:
 
     void handle_message(std::string_view text, steady_clock::time_point now);
     void reply_error(protocol::protocol_error const& error);
+    /** `subscribe` with `since`, on a connection not yet subscribed (protocol section 10). */
+    void recover(protocol::position const& since);
     void evict(eviction_reason reason, std::uint16_t code, std::string_view text);
     void log_end(beast::error_code ec);
 
@@ -154,6 +161,7 @@ private:
     std::uint32_t errors_ = 0; // protocol errors so far, against --max-errors
     shard& shard_;             // this connection's event-loop thread
     std::size_t const max_queue_;
+    std::uint64_t recovered_through_ = 0; // the offset its recovery reached (0: none)
     frame_stream<Transport> frames_;
     websocket::stream<frame_stream<Transport>&, false> ws_;
     std::unique_ptr<net::steady_timer> close_deadline_; // made only when a close begins
@@ -192,7 +200,7 @@ websocket_session<Transport>::open(std::unique_ptr<http::request<http::string_bo
     ++shard_.server.stats.connections_total;
     opened_ = steady_clock::now();
     touch(opened_);
-    frames_.send(make_text_frame(protocol::make_initial(id())));
+    frames_.send(make_text_frame(protocol::make_initial(id(), shard_.record.latest())));
     frames_.uncork();
     if (log_enabled(log_level::info)) { // the peer's address costs a system call
         beast::error_code endpoint_ec;
@@ -304,6 +312,7 @@ void websocket_session<Transport>::handle_message(std::string_view text, steady_
             log_info("connect", kv("id", id()), kv("ready", shard_.server.pools.ready()));
         break;
     case protocol::client_event_type::subscribe:
+        if (event.since && !connections.is_subscribed(*this)) return recover(*event.since);
         if (connections.subscribe(*this))
             log_info("subscribe", kv("id", id()), kv("subscribers", shard_.server.pools.subscribers()));
         reply(subscribe_confirmation_frame());
@@ -331,6 +340,33 @@ void websocket_session<Transport>::reply_error(protocol::protocol_error const& e
     log_debug("protocol_error", kv("id", id()), kv("code", protocol::to_string(error.code)),
               kv("message", error.message));
     reply(make_text_frame(protocol::make_error(error)));
+}
+
+template <class Transport>
+void websocket_session<Transport>::recover(protocol::position const& since) {
+    // On this shard's thread, its history holds every broadcast offered here so far and no later one: the
+    // confirmation, then those after `since`, then the subscription, and every later broadcast arrives live,
+    // after them. Nothing can come between.
+    auto const& record = shard_.record;
+    auto const result = record.check(since);
+    bool const recovered = result == history::outcome::recovered;
+    reply(make_text_frame(protocol::make_subscribe_confirmation(recovered, record.latest())));
+    if (closing_) return; // the confirmation found it a slow consumer
+    std::uint64_t resent = 0;
+    if (recovered) {
+        record.replay_after(since.offset, [&](shared_frame const& frame) {
+            frames_.resend(frame);
+            ++resent;
+        });
+        recovered_through_ = since.offset;
+    }
+    shard_.connections.subscribe(*this);
+    auto& stats = shard_.server.stats;
+    stats.count_recovery(result);
+    stats.resent_total += resent;
+    log_debug("recovery", kv("id", id()), kv("result", to_string(result)), kv("since", since.offset),
+              kv("latest", record.latest().offset), kv("resent", resent));
+    log_info("subscribe", kv("id", id()), kv("subscribers", shard_.server.pools.subscribers()));
 }
 
 template <class Transport>

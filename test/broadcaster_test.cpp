@@ -108,7 +108,7 @@ BOOST_AUTO_TEST_CASE(every_thread_offers_the_one_frame_to_its_own_subscribers) {
         }
     }
     metrics stats;
-    broadcaster bcast(main_context.get_executor(), targets, stats, pools);
+    broadcaster bcast(main_context.get_executor(), targets, stats, pools, new_epoch());
     std::vector<std::thread> threads;
     std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
     for (auto& context : contexts) {

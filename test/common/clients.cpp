@@ -115,6 +115,11 @@ net::awaitable<basic_ws_client<Stream>> basic_ws_client<Stream>::open(dialer<Str
     BOOST_REQUIRE_EQUAL(event_type(initial), protocol::event::initial);
     client.id_ = payload_string(initial, "id");
     BOOST_REQUIRE(!client.id_.empty());
+    auto const& payload = initial.at("payload").as_object();
+    BOOST_REQUIRE_MESSAGE(payload.contains("epoch") && payload.contains("offset"),
+                          "initial without a position");
+    client.latest_ = {std::string(payload.at("epoch").as_string()),
+                      payload.at("offset").template to_number<std::uint64_t>()};
     co_return client;
 }
 
@@ -175,6 +180,18 @@ net::awaitable<bool> basic_ws_client<Stream>::try_send_event(std::string_view ty
     auto const text = boost::json::serialize(boost::json::object{{"type", type}, {"payload", {{"id", id}}}});
     auto [ec, size] = co_await ws_.async_write(net::buffer(text), use_nothrow);
     co_return !ec;
+}
+
+template <class Stream>
+net::awaitable<boost::json::object>
+basic_ws_client<Stream>::subscribe_since(protocol::position const& since) {
+    auto const text = boost::json::serialize(boost::json::object{
+        {"type", protocol::event::subscribe},
+        {"payload", {{"id", id_}, {"since", {{"epoch", since.epoch}, {"offset", since.offset}}}}}});
+    co_await send_text(text);
+    auto const confirmation = co_await read_until(protocol::event::subscribe_confirmation);
+    BOOST_REQUIRE_EQUAL(payload_string(confirmation, "status"), "ok");
+    co_return confirmation.at("payload").as_object();
 }
 
 template <class Stream>

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "protocol.hpp"
 #include "support/net.hpp"
 #include "tls.hpp"
 
@@ -60,6 +61,8 @@ public:
     static net::awaitable<unsigned> try_handshake(dialer<Stream> to, std::string target = "/ws");
 
     std::string const& id() const noexcept { return id_; }
+    /** The latest broadcast's position, as `initial` gave it. */
+    protocol::position const& initial_position() const noexcept { return latest_; }
     websocket::stream<Stream>& stream() noexcept { return ws_; }
 
     /** The next frame, parsed as a JSON object. */
@@ -76,6 +79,9 @@ public:
 
     /** Like send_event, but returns false instead of failing when the connection is gone. */
     net::awaitable<bool> try_send_event(std::string_view type, std::string_view id);
+
+    /** `subscribe` with `since` (connected already); returns the confirmation's payload. */
+    net::awaitable<boost::json::object> subscribe_since(protocol::position const& since);
 
     /** `connect`, then `subscribe` and wait for the confirmation. */
     net::awaitable<void> connect_and_subscribe();
@@ -95,6 +101,7 @@ private:
 
     websocket::stream<Stream> ws_;
     std::string id_;
+    protocol::position latest_;
 };
 
 using ws_client = basic_ws_client<beast::tcp_stream>;
