@@ -42,6 +42,12 @@
     ws: null,
     subscribed: false,
     pending: false,      // subscribe sent, confirmation not yet received
+    wantSubscribed: false, // the user pressed Subscribe (and not Unsubscribe): resubscribe after a reconnect
+    serverEpoch: '',     // the latest position, as `initial` gave it
+    serverOffset: 0,
+    epoch: '',           // the sequence the feed's quotes belong to
+    lastOffset: null,    // the offset of the last quote shown (null: none yet)
+    since: null,         // the position the pending subscribe recovers from
     userClosed: false,   // the user pressed Disconnect: never auto-reconnect
     attempt: 0,          // consecutive reconnect attempts since the last `initial`
     received: 0,
@@ -207,6 +213,7 @@
   function disconnect() {
     var ws = s.ws;
     s.userClosed = true;
+    s.wantSubscribed = false;
     stopPing();
     if (s.state === 'reconnecting' || !ws) {
       clearReconnect();
@@ -253,21 +260,26 @@
         s.attempt = 0;
         s.subscribed = false;
         s.pending = false;
+        s.serverEpoch = typeof p.epoch === 'string' ? p.epoch : '';
+        s.serverOffset = typeof p.offset === 'number' ? p.offset : 0;
         el.closeInfo.textContent = '';
         log('recv', '← initial ' + p.id);
         setState('connected');
         send('connect');
         startPing();
+        // Back after an unexpected close: subscribe again from the last quote shown, so none is missed.
+        if (s.wantSubscribed) subscribe();
         return;
       case 'subscribe_confirmation':
         log('recv', '← subscribe_confirmation ' + short(p.status === undefined ? '' : p.status));
         s.subscribed = true;
         s.pending = false;
+        onRecovery(p);
         render();
         return;
       case 'wisdom_distribution':
         if (typeof p.message !== 'string') { log('err', '← malformed wisdom_distribution: ' + short(raw)); return; }
-        addQuote(p.message);
+        addQuote(p.message, typeof p.offset === 'number' ? p.offset : null);
         return;
       case 'error':
         log('err', '← error ' + short(p.code === undefined ? '?' : p.code) + ': ' + short(p.message === undefined ? '' : p.message));
@@ -278,8 +290,39 @@
     }
   }
 
-  function addQuote(text) {
+  // Subscribes from the last quote shown, or (the first time) from one before the latest broadcast, so the
+  // latest quote shows at once.
+  function subscribe() {
+    var since = s.lastOffset !== null && s.epoch
+      ? { epoch: s.epoch, offset: s.lastOffset }
+      : { epoch: s.serverEpoch, offset: Math.max(0, s.serverOffset - 1) };
+    if (send('subscribe', { since: since })) {
+      s.since = since;
+      s.pending = true;
+      render();
+    }
+  }
+
+  // The confirmation of a subscribe with `since`: how many quotes follow at once, or that some are lost.
+  function onRecovery(p) {
+    var since = s.since;
+    s.since = null;
+    if (!since || typeof p.recovered !== 'boolean') return;
+    var first = s.lastOffset === null;
+    if (p.recovered) {
+      var missed = Math.max(0, (typeof p.offset === 'number' ? p.offset : 0) - since.offset);
+      s.epoch = since.epoch;
+      if (first) { if (missed > 0) log('info', 'the latest quote follows'); }
+      else log('info', 'recovered ' + missed + (missed === 1 ? ' quote' : ' quotes') + ' missed while away');
+    } else {
+      s.epoch = typeof p.epoch === 'string' ? p.epoch : '';
+      if (!first) log('warn', 'gap: quotes broadcast while away are lost (no longer kept, or another epoch)');
+    }
+  }
+
+  function addQuote(text, offset) {
     var now = new Date();
+    if (offset !== null) s.lastOffset = offset;
     s.received += 1;
     el.feedCount.textContent = String(s.received);
     el.latest.textContent = text;
@@ -288,6 +331,7 @@
     el.latest.classList.add('fresh');
     el.latestTime.textContent = 'received at ' + hms(now);
     var li = document.createElement('li');
+    if (offset !== null) li.setAttribute('data-offset', String(offset));
     var q = document.createElement('q');
     q.className = 'feed-text';
     q.textContent = text;
@@ -303,10 +347,12 @@
 
   // ---- controls ----------------------------------------------------------------
   el.bSub.addEventListener('click', function () {
-    if (send('subscribe')) { s.pending = true; render(); }
+    s.wantSubscribed = true;
+    subscribe();
   });
   el.bUnsub.addEventListener('click', function () {
     send('unsubscribe');
+    s.wantSubscribed = false;
     s.subscribed = false;
     s.pending = false;
     render();
@@ -329,6 +375,9 @@
     get ws() { return s.ws; },
     get subscribed() { return s.subscribed; },
     get received() { return s.received; },
+    get epoch() { return s.epoch; },
+    get lastOffset() { return s.lastOffset; },
+    get initialOffset() { return s.serverOffset; },
     config: { pingIntervalMs: PING_MS, reconnectBaseMs: BASE_MS },
     stopPing: stopPing,
     startPing: startPing,

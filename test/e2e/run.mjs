@@ -13,7 +13,7 @@ import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, accessSync, constants as fsConstants } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, connect as tcpConnect } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
@@ -247,6 +247,48 @@ function logTime(line) {
 }
 
 const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of a server, for dropping a page's connection under it: cut() closes
+ * every connection it forwards and refuses new ones until restore() listens on the same port again.
+ */
+class TcpProxy {
+  constructor(target) {
+    this.target = target;
+    this.port = 0;
+    this.sockets = new Set();
+    this.server = null;
+  }
+
+  get url() { return `http://${HOST}:${this.port}/`; }
+
+  async restore() {
+    this.server = createServer((client) => {
+      const upstream = tcpConnect(this.target.port, HOST);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => {});
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, HOST, resolve);
+    });
+    this.port = this.server.address().port;
+    return this;
+  }
+
+  async cut() {
+    const closed = new Promise((resolve) => this.server.close(resolve));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+}
 
 // ---- the browser --------------------------------------------------------------------------
 
@@ -624,6 +666,7 @@ scenario('05 server killed and restarted: page shows the loss, backs off, reconn
     await screenshot(a.page, '05-server-down');
 
     // Back on the same port (retry briefly if the port is not free yet).
+    const restartedAt = own.mark();
     await waitUntil(async () => {
       try { await own.start(); return true; } catch (e) { return false; }
     }, { timeout: 10000, every: 200, what: 'the server to restart on the same port' });
@@ -631,23 +674,78 @@ scenario('05 server killed and restarted: page shows the loss, backs off, reconn
     assert.notEqual(id2, id1, 'the new connection has a new id');
     assert.equal(await text(a.page, '#close-info'), '', 'close info cleared on reconnect');
     assert.equal(await text(a.page, '#reconnect-info'), '', 'reconnect countdown cleared');
-    assert.equal(await text(a.page, '#subscription'), 'not subscribed');
-    const countBefore = await feedCount(a.page); // not subscribed: nothing arrives meanwhile
-    assert.ok(countBefore >= before);
-    const fromSub = own.mark();
-    await subscribe(a.page);
+    // It was subscribed when the connection was lost: it subscribes again by itself, from the last quote
+    // it showed. The restarted server numbers another sequence (epoch), so the page reports a gap.
+    const countBefore = before;
+    await a.page.locator('#subscription[data-subscribed="true"]').waitFor({ state: 'attached' });
+    await a.page.waitForFunction(() => Array.from(document.querySelectorAll('#log li span'))
+      .some((s) => s.textContent.startsWith('gap: ')), null, { timeout: 5000 });
     await waitFeedAtLeast(a.page, countBefore + 1, 2 * INTERVAL_MS + 4000);
     const snap = await snapshot(a.page); // one read: another tick may land any moment
     assert.ok(snap.count > countBefore && snap.latest.length > 0, 'a fresh quote is shown');
     assert.equal(snap.newestFeed, snap.latest, 'the newest feed entry is the latest quote');
     assert.equal(snap.subscription, 'subscribed');
-    await own.waitForLine(new RegExp(`\\bsubscribe id=${escapeRe(id2)}\\b`), { from: fromSub });
-    await own.waitForLine(/\btick number=\d+ recipients=1\b/, { from: fromSub });
+    await own.waitForLine(new RegExp(`\\bsubscribe id=${escapeRe(id2)}\\b`), { from: restartedAt });
+    await own.waitForLine(/\btick number=\d+ recipients=1\b/, { from: restartedAt });
     await screenshot(a.page, '05-reconnected');
     // Chromium reports each refused WebSocket attempt as a console error; that is the point here.
     assertClean(a, { allowConsole: [/WebSocket connection to .* failed/] });
   } finally {
     await own.stop();
+  }
+});
+
+scenario('08 a fresh page shows the latest quote right after Subscribe', 30000, async ({ open }) => {
+  const a = await open(server);
+  await waitConnected(a.page);
+  const initialOffset = await a.page.evaluate(() => window.wolf.initialOffset);
+  assert.ok(initialOffset >= 1, `the shared server has broadcast before: offset ${initialOffset}`);
+  await subscribe(a.page);
+  await waitFeedAtLeast(a.page, 1, 2000);
+  // The first quote is the latest one at connect, sent again at once, not the next tick.
+  const first = await a.page.evaluate(() => Number(document.querySelector('#feed > li:last-child').dataset.offset));
+  assert.equal(first, initialOffset, 'the first quote shown is the latest broadcast, recovered');
+  await a.page.waitForFunction(() => Array.from(document.querySelectorAll('#log li span'))
+    .some((s) => s.textContent === 'the latest quote follows'), null, { timeout: 2000 });
+  assertClean(a);
+});
+
+scenario('09 a connection dropped under the page: it reconnects and recovers every quote once, in order', 45000, async ({ open }) => {
+  const proxy = await new TcpProxy(server).restore();
+  try {
+    const a = await open(proxy, { config: { reconnectBaseMs: 300 } });
+    await waitConnected(a.page);
+    await subscribe(a.page);
+    await waitFeedAtLeast(a.page, 2);
+    const away = server.mark();
+    await proxy.cut();
+    await waitState(a.page, 'reconnecting', 5000);
+    const before = await feedCount(a.page);
+    // Ticks go on while the page is away: three of them, by the server's own tick lines.
+    await waitUntil(() => server.grep(/\btick number=/, away).length >= 3 || null,
+      { timeout: 10 * INTERVAL_MS, every: 25, what: 'three ticks while the page is away' });
+    assert.equal(await feedCount(a.page), before, 'nothing arrives while away');
+    await proxy.restore();
+    await waitConnected(a.page, 15000);
+    await a.page.locator('#subscription[data-subscribed="true"]').waitFor({ state: 'attached' });
+    const recovered = await waitUntil(() => a.page.evaluate(() => {
+      const line = Array.from(document.querySelectorAll('#log li span'))
+        .map((s) => /^recovered (\d+) quotes? missed while away$/.exec(s.textContent)).find(Boolean);
+      return line ? Number(line[1]) : null;
+    }), { timeout: 5000, what: 'the log line of the recovery' });
+    assert.ok(recovered >= 3, `recovered ${recovered} quotes`);
+    await waitFeedAtLeast(a.page, before + recovered + 1, 2 * INTERVAL_MS + 4000);
+    // Every quote once, in order: the feed's offsets (newest first) go down by one each.
+    const offsets = await a.page.evaluate(() => Array.from(document.querySelectorAll('#feed > li'))
+      .map((li) => Number(li.dataset.offset)));
+    for (let i = 1; i < offsets.length; i++)
+      assert.equal(offsets[i], offsets[i - 1] - 1, `feed offsets ${JSON.stringify(offsets)}`);
+    assert.ok(offsets.length >= before + recovered + 1);
+    await screenshot(a.page, '09-recovered');
+    // Chromium reports the refused WebSocket attempts as console errors; that is the point here.
+    assertClean(a, { allowConsole: [/WebSocket connection to .* failed/] });
+  } finally {
+    await proxy.cut().catch(() => {});
   }
 });
 
