@@ -2,6 +2,7 @@
 
 #include "cluster/redis_client.hpp"
 #include "support/async.hpp"
+#include "support/entropy.hpp"
 #include "support/logger.hpp"
 #include "support/tick_schedule.hpp"
 
@@ -32,14 +33,47 @@ end
 return {0, redis.call('PTTL', KEYS[1])}
 )lua";
 
+// What both publishing scripts do, in the same atomic step as the PUBLISH: position(...) takes the epoch
+// (made from `candidate` when Redis has none: it came back empty, so the offsets and the stream start
+// again) and the next offset, never at or below the last this node has seen of the epoch, nor at or below
+// the stream's last entry (a write that replication had not carried over must not make numbers go back);
+// append(...) adds the broadcast to the stream as entry 0-<offset>, about `history` of them kept.
+constexpr std::string_view position_lua = R"lua(
+local function position(epoch_key, offset_key, stream_key, candidate, seen_epoch, seen_offset)
+    local epoch = redis.call('GET', epoch_key)
+    if not epoch then
+        epoch = candidate
+        redis.call('SET', epoch_key, epoch)
+        redis.call('DEL', offset_key, stream_key)
+    end
+    local offset = redis.call('INCR', offset_key)
+    local least = 0
+    if epoch == seen_epoch then least = tonumber(seen_offset) end
+    local top = redis.call('XREVRANGE', stream_key, '+', '-', 'COUNT', 1)[1]
+    if top then least = math.max(least, tonumber(string.match(top[1], '%-(%d+)$'))) end
+    if offset <= least then
+        offset = least + 1
+        redis.call('SET', offset_key, offset)
+    end
+    return epoch, offset
+end
+local function append(stream_key, history, offset, payload)
+    if tonumber(history) > 0 then
+        redis.call('XADD', stream_key, 'MAXLEN', '~', history, '0-' .. offset, 'm', payload)
+    end
+end
+)lua";
+
 // One tick of the leader, atomically: check the lease is still this node's and renew it; take the next
-// tick number (never below what this node has seen: Redis may have restarted without its data); publish.
-// A tick that reaches Redis much later than the leader's schedule allows (it sat in a socket while Redis
-// was stopped) renews the lease but is not published: ticks missed in an outage are skipped, not replayed.
-// {0} the lease is someone else's; {2} late, skipped; {1, tick} published.
-// KEYS[1] the lease, KEYS[2] the counter; ARGV[1] this node, ARGV[2] the lease in ms, ARGV[3] the least
-// lease left for a tick on time, ARGV[4] the last tick this node saw, ARGV[5] the quote, ARGV[6] the channel.
-constexpr char const* tick_script = R"lua(
+// tick number (never below what this node has seen: Redis may have restarted without its data) and the
+// next position; append; publish. A tick that reaches Redis much later than the leader's schedule allows (it
+// sat in a socket while Redis was stopped) renews the lease but is not published: ticks missed in an outage
+// are skipped, not replayed. {0} the lease is someone else's; {2} late, skipped; {1, tick} published.
+// KEYS[1] the lease, KEYS[2] the tick counter, KEYS[3] the epoch, KEYS[4] the offset, KEYS[5] the stream;
+// ARGV[1] this node, ARGV[2] the lease in ms, ARGV[3] the least lease left for a tick on time, ARGV[4] the
+// last tick this node saw, ARGV[5] the quote, ARGV[6] the channel, ARGV[7] a new epoch if Redis has none,
+// ARGV[8] and ARGV[9] the last position this node saw, ARGV[10] the stream's length.
+constexpr std::string_view tick_lua = R"lua(
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
 local left = redis.call('PTTL', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -50,9 +84,40 @@ if tick <= seen then
     tick = seen + 1
     redis.call('SET', KEYS[2], tick)
 end
-redis.call('PUBLISH', ARGV[6], cjson.encode({tick = tick, message = ARGV[5], leader = ARGV[1]}))
+local epoch, offset = position(KEYS[3], KEYS[4], KEYS[5], ARGV[7], ARGV[8], ARGV[9])
+local payload = cjson.encode({tick = tick, message = ARGV[5], leader = ARGV[1], epoch = epoch, offset = offset})
+append(KEYS[5], ARGV[10], offset, payload)
+redis.call('PUBLISH', ARGV[6], payload)
 return {1, tick}
 )lua";
+
+// An operator's message, from any node, atomically: the next position, append, publish. {1, offset}.
+// KEYS[1] the epoch, KEYS[2] the offset, KEYS[3] the stream; ARGV[1] the message, ARGV[2] this node,
+// ARGV[3] the channel, ARGV[4] a new epoch if Redis has none, ARGV[5] and ARGV[6] the last position this node
+// saw, ARGV[7] the stream's length.
+constexpr std::string_view publish_lua = R"lua(
+local epoch, offset = position(KEYS[1], KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[6])
+local payload = cjson.encode({message = ARGV[1], node = ARGV[2], epoch = epoch, offset = offset})
+append(KEYS[3], ARGV[7], offset, payload)
+redis.call('PUBLISH', ARGV[3], payload)
+return {1, offset}
+)lua";
+
+// The cluster's position as a node (re)connects: the epoch (made now from ARGV[1] if Redis has none, the
+// offsets and the stream starting again) and the latest offset. {epoch, offset}.
+// KEYS[1] the epoch, KEYS[2] the offset, KEYS[3] the stream.
+constexpr char const* where_script = R"lua(
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+    epoch = ARGV[1]
+    redis.call('SET', KEYS[1], epoch)
+    redis.call('DEL', KEYS[2], KEYS[3])
+end
+return {epoch, tonumber(redis.call('GET', KEYS[2]) or '0')}
+)lua";
+
+std::string const tick_script = std::string(position_lua) + std::string(tick_lua);
+std::string const publish_script = std::string(position_lua) + std::string(publish_lua);
 
 // Gives the lease up if this node still holds it, so a node that shuts down hands over at once.
 // KEYS[1] the lease; ARGV[1] this node.
@@ -71,6 +136,50 @@ std::optional<std::pair<long long, long long>> script_reply(redis_reply const& r
 
 std::string describe(redis_reply const& reply) {
     return reply.type == redis_reply::kind::error ? reply.text : "unexpected reply";
+}
+
+/** A positive whole number as cjson writes one (an integer, or a double for Lua's numbers), or nullopt. */
+std::optional<std::uint64_t> whole_number(boost::json::value const* value) {
+    if (!value) return std::nullopt;
+    if (value->is_int64() && value->get_int64() > 0) return static_cast<std::uint64_t>(value->get_int64());
+    if (value->is_uint64() && value->get_uint64() > 0) return value->get_uint64();
+    if (value->is_double() && value->get_double() >= 1)
+        return static_cast<std::uint64_t>(value->get_double());
+    return std::nullopt;
+}
+
+/** A broadcast as the scripts encode it, on the channel and in the stream; nullopt if it is not one. */
+std::optional<cluster_message> parse_broadcast(std::string_view payload) {
+    boost::json::error_code ec;
+    auto const value = boost::json::parse(payload, ec);
+    auto const* object = value.if_object();
+    if (ec || !object) return std::nullopt;
+    auto const* message = object->if_contains("message");
+    auto const* epoch = object->if_contains("epoch");
+    auto const offset = whole_number(object->if_contains("offset"));
+    if (!message || !message->is_string() || !epoch || !epoch->is_string() || !offset) return std::nullopt;
+    cluster_message parsed{std::string(message->get_string()),
+                           whole_number(object->if_contains("tick")),
+                           {},
+                           std::string(epoch->get_string()),
+                           *offset};
+    for (auto const* key : {"leader", "node"})
+        if (auto const* from = object->if_contains(key); from && from->is_string())
+            parsed.from = std::string(from->get_string());
+    return parsed;
+}
+
+/** The payloads of an XRANGE or XREVRANGE reply: [[id, [field, value, ...]], ...], the value of field m. */
+std::vector<std::string_view> stream_payloads(redis_reply const& reply) {
+    std::vector<std::string_view> payloads;
+    if (reply.type != redis_reply::kind::array) return payloads;
+    for (auto const& entry : reply.elements) {
+        if (entry.elements.size() != 2) continue;
+        auto const& fields = entry.elements[1].elements;
+        for (std::size_t i = 0; i + 1 < fields.size(); i += 2)
+            if (fields[i].text == "m") payloads.push_back(fields[i + 1].text);
+    }
+    return payloads;
 }
 
 duration jittered(duration d) {
@@ -182,12 +291,22 @@ net::awaitable<void> cluster::publish(std::string text) {
     auto const commands = commands_; // this message's connection, even if a reconnect replaces it
     if (commands && commands->connected()) {
         // Named, not braced temporaries inside co_await: GCC 12 destroys those twice (PR 99576).
-        std::vector<std::string> args{
-            "PUBLISH", std::string(cluster_names::channel),
-            boost::json::serialize(boost::json::object{{"message", text}, {"node", node_id_}})};
+        std::vector<std::string> args{"EVAL",
+                                      publish_script,
+                                      "3",
+                                      std::string(cluster_names::epoch_key),
+                                      std::string(cluster_names::offset_key),
+                                      std::string(cluster_names::stream_key),
+                                      text,
+                                      node_id_,
+                                      std::string(cluster_names::channel),
+                                      random_hex(8),
+                                      epoch_,
+                                      std::to_string(last_offset_),
+                                      std::to_string(options_.history)};
         auto const result = co_await commands->command(std::move(args));
-        if (!result.ok() || result.reply.type == redis_reply::kind::error)
-            log_warn("publish_failed", kv("error", result.ok() ? result.reply.text : result.failure));
+        if (!result.ok() || !script_reply(result.reply))
+            log_warn("publish_failed", kv("error", result.ok() ? describe(result.reply) : result.failure));
     } else {
         log_warn("publish_failed", kv("error", "not connected"));
     }
@@ -209,7 +328,67 @@ net::awaitable<std::string> cluster::open() {
     redis_client::message_handler on_message = [this](std::string, std::string payload) {
         on_channel_message(payload);
     };
-    co_return co_await subscriber->subscribe(std::move(channel), std::move(on_message));
+    // Subscribed first, the channel's messages held, then the stream read back: nothing falls between.
+    catching_up_ = true;
+    held_.clear();
+    if (auto why = co_await subscriber->subscribe(std::move(channel), std::move(on_message)); !why.empty())
+        co_return why;
+    co_return co_await catch_up();
+}
+
+net::awaitable<std::string> cluster::catch_up() {
+    std::vector<std::string> where{"EVAL",
+                                   where_script,
+                                   "3",
+                                   std::string(cluster_names::epoch_key),
+                                   std::string(cluster_names::offset_key),
+                                   std::string(cluster_names::stream_key),
+                                   random_hex(8)};
+    auto const position = co_await commands_->command(std::move(where));
+    if (!position.ok()) co_return position.failure;
+    auto const& reply = position.reply;
+    if (reply.type != redis_reply::kind::array || reply.elements.size() != 2 ||
+        reply.elements[0].type != redis_reply::kind::string ||
+        reply.elements[1].type != redis_reply::kind::integer)
+        co_return "position: " + describe(reply);
+    auto const epoch = reply.elements[0].text;
+    auto const latest = static_cast<std::uint64_t>(std::max(0LL, reply.elements[1].integer));
+    bool const same_epoch = epoch == epoch_;
+    // Back in the epoch it knew: everything after the last position it handed on, to be delivered. Starting,
+    // or in another epoch: the latest entries, for the history only.
+    std::vector<std::string> range =
+        same_epoch ? std::vector<std::string>{"XRANGE", std::string(cluster_names::stream_key),
+                                              "0-" + std::to_string(last_offset_ + 1), "+"}
+                   : std::vector<std::string>{"XREVRANGE", std::string(cluster_names::stream_key), "+", "-",
+                                              "COUNT",     std::to_string(options_.history)};
+    auto const entries = co_await commands_->command(std::move(range));
+    if (!entries.ok()) co_return entries.failure;
+    auto payloads = stream_payloads(entries.reply);
+    if (!same_epoch) std::reverse(payloads.begin(), payloads.end());
+    std::size_t delivered = 0;
+    for (auto const payload : payloads)
+        if (auto message = parse_broadcast(payload)) {
+            message->purpose = same_epoch ? cluster_message::use::deliver : cluster_message::use::record;
+            hand_on(std::move(*message));
+            ++delivered;
+        }
+    // The position itself, when the stream did not reach it (it is empty, or trimmed): what `initial` says.
+    hand_on({{}, {}, {}, epoch, latest, cluster_message::use::position});
+    if (delivered > 0)
+        log_info("broker_caught_up", kv("node", node_id_), kv("entries", delivered),
+                 kv("delivered", same_epoch), kv("offset", last_offset_));
+    catching_up_ = false;
+    for (auto& message : std::exchange(held_, {}))
+        hand_on(std::move(message));
+    co_return std::string();
+}
+
+void cluster::hand_on(cluster_message message) {
+    if (message.epoch == epoch_ && message.offset <= last_offset_) return; // handed on already
+    epoch_ = message.epoch;
+    last_offset_ = message.offset;
+    if (message.tick) last_tick_ = std::max<std::uint64_t>(last_tick_, *message.tick);
+    deliver_(std::move(message));
 }
 
 net::awaitable<std::string> cluster::serve() {
@@ -260,15 +439,22 @@ net::awaitable<std::string> cluster::tick(tick_schedule& schedule) {
         lease - options_.interval - options_.interval / 2; // half an interval late at most
     std::vector<std::string> args{"EVAL",
                                   tick_script,
-                                  "2",
+                                  "5",
                                   std::string(cluster_names::leader_key),
                                   std::string(cluster_names::tick_key),
+                                  std::string(cluster_names::epoch_key),
+                                  std::string(cluster_names::offset_key),
+                                  std::string(cluster_names::stream_key),
                                   node_id_,
                                   std::to_string(lease.count()),
                                   std::to_string(least_left.count()),
                                   std::to_string(last_tick_.load()),
                                   next_quote_(),
-                                  std::string(cluster_names::channel)};
+                                  std::string(cluster_names::channel),
+                                  random_hex(8),
+                                  epoch_,
+                                  std::to_string(last_offset_),
+                                  std::to_string(options_.history)};
     auto const result = co_await commands_->command(std::move(args));
     if (!result.ok()) co_return result.failure;
     auto const reply = script_reply(result.reply);
@@ -290,28 +476,15 @@ net::awaitable<std::string> cluster::tick(tick_schedule& schedule) {
 }
 
 void cluster::on_channel_message(std::string const& payload) {
-    boost::json::error_code ec;
-    auto const value = boost::json::parse(payload, ec);
-    auto const* object = value.if_object();
-    auto const* message = object ? object->if_contains("message") : nullptr;
-    if (ec || !message || !message->is_string()) {
+    auto message = parse_broadcast(payload);
+    if (!message) {
         log_warn("broker_bad_message", kv("channel", cluster_names::channel), kv("bytes", payload.size()));
         return;
     }
-    cluster_message received{std::string(message->get_string()), std::nullopt, {}};
-    if (auto const* tick = object->if_contains("tick")) {
-        if (tick->is_int64() && tick->get_int64() > 0)
-            received.tick = static_cast<std::uint64_t>(tick->get_int64());
-        else if (tick->is_uint64())
-            received.tick = tick->get_uint64();
-        else if (tick->is_double() && tick->get_double() >= 1) // Lua numbers are doubles
-            received.tick = static_cast<std::uint64_t>(tick->get_double());
-    }
-    for (auto const* key : {"leader", "node"})
-        if (auto const* from = object->if_contains(key); from && from->is_string())
-            received.from = std::string(from->get_string());
-    if (received.tick) last_tick_ = std::max<std::uint64_t>(last_tick_, *received.tick);
-    deliver_(std::move(received));
+    if (catching_up_)
+        held_.push_back(std::move(*message));
+    else
+        hand_on(std::move(*message));
 }
 
 void cluster::connection_lost(std::string why) {

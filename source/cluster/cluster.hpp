@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace wolf {
 
@@ -24,6 +25,9 @@ namespace cluster_names {
 inline constexpr std::string_view leader_key = "wolf:leader"; // the lease: the holder's node id, with a TTL
 inline constexpr std::string_view tick_key = "wolf:tick";     // the last tick number
 inline constexpr std::string_view channel = "wolf:wisdom";    // every tick and published message, as JSON
+inline constexpr std::string_view epoch_key = "wolf:epoch";   // the name of the broadcasts' sequence
+inline constexpr std::string_view offset_key = "wolf:offset"; // the last broadcast's offset in the epoch
+inline constexpr std::string_view stream_key = "wolf:stream"; // the latest broadcasts, by offset (0-<offset>)
 } // namespace cluster_names
 
 /** What arrives on the channel: a tick of the leader, or a message an operator published on some node. */
@@ -31,13 +35,19 @@ struct cluster_message {
     std::string text;
     std::optional<std::uint64_t> tick; // absent for an operator's message
     std::string from;                  // the node id of the leader or of the publishing node
+    std::string epoch;                 // its position in the cluster's sequence of broadcasts
+    std::uint64_t offset = 0;
+    // deliver: to this node's subscribers; record: into its history only (the stream read back when it
+    // starts or meets a new epoch); position: no broadcast, only the cluster's epoch and latest offset.
+    enum class use { deliver, record, position } purpose = use::deliver;
 };
 
 struct cluster_options {
     redis_endpoint redis;
     duration interval{5000};
-    std::string node_id; // empty: "<hostname>-<pid>-<random>"
-    duration timeout{0}; // for every Redis operation; 0: the interval, at least 500 ms and at most 2 s
+    std::string node_id;       // empty: "<hostname>-<pid>-<random>"
+    duration timeout{0};       // for every Redis operation; 0: the interval, at least 500 ms and at most 2 s
+    std::size_t history = 100; // broadcasts the stream keeps (about), and a starting node reads back
 };
 
 /**
@@ -50,10 +60,20 @@ struct cluster_options {
  * replaced within the lease time, and the counter lives in Redis, so tick numbers keep increasing. Every
  * node, the leader included, subscribes to the channel and hands each message to `deliver`.
  *
+ * Every broadcast, a tick or an operator's message (published by a script on any node), takes its position
+ * in the same atomic step: the cluster's epoch (`wolf:epoch`, made anew when Redis has none: it came back
+ * empty) and the next offset (`wolf:offset`), never at or below what the publishing node has seen; and it is
+ * appended to a stream (`wolf:stream`, about `history` entries) as it is published. `deliver` gets each
+ * position once, in order: a node that connects reads the stream back, after subscribing and before
+ * handing on what the channel brought meanwhile. Back in the epoch it knew, it delivers what it missed;
+ * starting, or in a new epoch, it hands the latest entries on for its history only, and then the cluster's
+ * position itself (the epoch is made at once if Redis has none), so its clients learn the epoch before the
+ * first broadcast.
+ *
  * Two connections, one for commands and one in subscribe mode; the command connection is the pair's
  * heartbeat (a subscriber hears nothing while Redis is stopped). When either fails the node drops both,
- * logs once, and reconnects with backoff; its clients never notice but for the missing ticks, which are
- * skipped, not queued.
+ * logs once, and reconnects with backoff; its clients never notice but for the ticks the leader skipped while
+ * Redis was unreachable, which are skipped, not queued.
  *
  * Runs on one executor (`deliver` is called there); connected(), leader() and try_publish() may be called
  * from any thread. The cluster must outlive its executor's run.
@@ -101,6 +121,10 @@ private:
     void on_channel_message(std::string const& payload);
     void connection_lost(std::string why);
     void set_state(bool connected, bool leader);
+    /** Reads back the stream (see the class comment), then hands on what the channel held meanwhile. */
+    net::awaitable<std::string> catch_up();
+    /** Hands `message` on unless its position was delivered already; remembers the position. */
+    void hand_on(cluster_message message);
     void drop_connections();
 
     net::any_io_executor executor_;
@@ -119,6 +143,10 @@ private:
     std::function<void()> on_change_;
     std::atomic<std::uint64_t> last_tick_{0};
     std::atomic<std::size_t> publishing_{0};
+    std::string epoch_;             // of the last position handed on
+    std::uint64_t last_offset_ = 0; // the last position handed on
+    bool catching_up_ = false;      // the channel's messages wait in held_ while the stream is read
+    std::vector<cluster_message> held_;
 };
 
 /** A node id for logs and the channel: "<hostname>-<pid>-<4 random hex digits>". */

@@ -1,6 +1,10 @@
 #include "common/binary.hpp"
 
+#include "common/clients.hpp"
+
 #include <algorithm>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 #include <charconv>
 #include <cstdlib>
@@ -23,6 +27,24 @@ std::uint16_t wait_until_listening(child_process& server, std::string_view schem
     BOOST_REQUIRE_MESSAGE(port > 0 && port <= 65535, "no port in: " << line->text);
     BOOST_TEST(line->text.find(":" + std::to_string(port) + " ") == at + prefix.size() - 1, line->text);
     return static_cast<std::uint16_t>(port);
+}
+
+cluster_node::cluster_node(std::string binary, std::string const& redis_url, std::vector<std::string> args)
+    : server(
+          [&] {
+              args.insert(args.begin(), {"--redis", redis_url});
+              return server_command(std::move(binary), std::move(args));
+          }(),
+          {.environment = sanitizer_environment()})
+    , port(wait_until_listening(server)) {
+}
+
+net::awaitable<health> healthz(std::uint16_t port) {
+    auto const res = co_await http_request(port, http::verb::get, "/healthz");
+    BOOST_REQUIRE(res.result_int() == 200u);
+    auto const body = boost::json::parse(res.body()).as_object();
+    co_return health{std::string(body.at("broker").as_string()), body.at("broker_connected").as_bool(),
+                     body.at("leader").as_bool(), body.at("connections").as_int64()};
 }
 
 std::vector<std::string> sanitizer_environment() {

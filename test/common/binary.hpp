@@ -3,7 +3,9 @@
 // Driving the real binary: its command line, its start, and reading its log lines.
 
 #include "common/process.hpp"
+#include "support/net.hpp"
 
+#include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,6 +20,25 @@ std::vector<std::string> server_command(std::string binary, std::vector<std::str
 /** Waits for the server's "listening url=<scheme>://127.0.0.1:PORT port=PORT ..." line and returns the
  * port. */
 std::uint16_t wait_until_listening(child_process& server, std::string_view scheme = "http");
+
+/** The real binary as one node of a cluster: --redis `redis_url` and `args`, listening on a free port. */
+struct cluster_node {
+    cluster_node(std::string binary, std::string const& redis_url, std::vector<std::string> args);
+
+    child_process server;
+    std::uint16_t port;
+};
+
+/** What a node's /healthz says. */
+struct health {
+    std::string broker;
+    bool connected = false;
+    bool leader = false;
+    std::int64_t connections = -1;
+};
+
+/** GET /healthz on 127.0.0.1:port, parsed; fails the test unless it is 200 with the contract's fields. */
+net::awaitable<health> healthz(std::uint16_t port);
 
 /** Extra environment for a child built with AddressSanitizer: no quarantine, so freed memory is reused
  * at once and the child's RSS means what it means in a release build. Empty otherwise. */

@@ -60,32 +60,12 @@ struct feed {
 };
 
 /** A wolf-wisdom node of the cluster, started with short intervals. */
-struct node {
+struct node : cluster_node {
     explicit node(std::string const& redis_url)
-        : server(server_command(WOLF_BINARY, {"--interval", "250ms", "--ping-timeout", "1m", "--redis",
-                                              redis_url, "--admin-token", std::string(admin_token)}),
-                 {.environment = sanitizer_environment()})
-        , port(wait_until_listening(server)) {}
-
-    child_process server;
-    std::uint16_t port;
+        : cluster_node(
+              WOLF_BINARY, redis_url,
+              {"--interval", "250ms", "--ping-timeout", "1m", "--admin-token", std::string(admin_token)}) {}
 };
-
-/** /healthz of one node, parsed. */
-struct health {
-    std::string broker;
-    bool connected = false;
-    bool leader = false;
-    std::int64_t connections = -1;
-};
-
-net::awaitable<health> healthz(std::uint16_t port) {
-    auto const res = co_await http_request(port, http::verb::get, "/healthz");
-    BOOST_REQUIRE(res.result_int() == 200u);
-    auto const body = boost::json::parse(res.body()).as_object();
-    co_return health{std::string(body.at("broker").as_string()), body.at("broker_connected").as_bool(),
-                     body.at("leader").as_bool(), body.at("connections").as_int64()};
-}
 
 /** Reads until the connection ends (the test closes it, or the node dies), recording every wisdom and
  * announcing each to `fed`. */

@@ -42,6 +42,8 @@ struct node {
         member = std::make_unique<cluster>(
             executor, std::move(options), [this] { return deck.next(); },
             [this](cluster_message m) {
+                // Broadcasts only: what a node learns of the cluster's position when it connects is none.
+                if (m.purpose != cluster_message::use::deliver) return;
                 got.push_back({std::move(m), std::chrono::steady_clock::now()});
                 cluster_events.notify();
             });
