@@ -1,6 +1,7 @@
-// wolf-bench: the load generator of the standard benchmark (bench/run). Three modes against a running
+// wolf-bench: the load generator of the standard benchmark (bench/run). Four modes against a running
 // server: fanout (how evenly and how cheaply a tick reaches N subscribers), churn (whole sessions per
-// second), idle (server memory per open connection). With --server-pid the server's CPU time and RSS come
+// second), idle (server memory per open connection), storm (N subscribers dropped at once and recovering
+// with `since`). With --server-pid the server's CPU time and RSS come
 // from /proc. Several --port values spread the sessions across the nodes of a cluster (--redis), and fanout
 // then reports the spread between nodes too. See bench/README.md.
 
@@ -49,7 +50,7 @@ constexpr auto ramp_limit = 5min;
 constexpr auto leave_limit = 60s;
 constexpr auto churn_drain_limit = 60s;
 
-enum class bench_mode { fanout, churn, idle };
+enum class bench_mode { fanout, churn, idle, storm };
 
 struct bench_options {
     bench_mode mode = bench_mode::fanout;
@@ -64,6 +65,8 @@ struct bench_options {
     milliseconds duration = 20s;        // fanout: the window; churn: the window; idle: the hold
     milliseconds warmup = 1s;           // churn: before the window
     milliseconds settle = 3s;           // idle: after the last connection, before the first sample
+    std::size_t steady = 1000;          // storm: subscribers that stay, whose ticks are timed throughout
+    std::uint64_t behind = 50; // storm: how many broadcasts before its last one a session recovers from
     std::size_t threads = 1;
     milliseconds ping_period = 5s;
     std::string json_path;
@@ -110,6 +113,10 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
         ("warmup", po::value<std::string>()->default_value("1s"), "churn: time before the window")
         ("settle", po::value<std::string>()->default_value("3s"),
          "idle: time after the last connection before the first RSS sample")
+        ("steady", po::value<std::string>()->default_value(std::to_string(defaults.steady)),
+         "storm: subscribers that stay connected, whose per-tick spread is measured before and during the storm")
+        ("behind", po::value<std::string>()->default_value(std::to_string(defaults.behind)),
+         "storm: each dropped subscriber reconnects with `since` this many broadcasts before its last one")
         ("threads", po::value<std::string>()->default_value(std::to_string(defaults.threads)),
          "client threads, one io_context each")
         ("ping-period", po::value<std::string>()->default_value("5s"), "time between a session's pings")
@@ -137,6 +144,9 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
                 << "  churn   whole sessions (connect ... close 1000) at a fixed concurrency: sessions/s,\n"
                 << "          latency, failures, server CPU per session\n"
                 << "  idle    N subscribers pinging: server RSS per connection\n"
+                << "  storm   N subscribers dropped at once, reconnecting with `since` --behind broadcasts\n"
+                << "          back: recoveries complete and exact, server CPU per recovered session, the\n"
+                << "          spread of --steady subscribers' ticks before and during the storm\n"
                 << "A summary goes to stdout (and, with --json, every figure to FILE). Exit 0: the run\n"
                 << "worked; 1: it did not (sessions could not be set up, the server vanished); 2: bad\n"
                 << "command line.\n\n"
@@ -144,7 +154,7 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
             return 0;
         }
         auto const text = [&](char const* name) { return vm[name].as<std::string>(); };
-        if (!vm.count("mode")) throw po::error("a mode is required: fanout, churn or idle");
+        if (!vm.count("mode")) throw po::error("a mode is required: fanout, churn, idle or storm");
         opt.mode_name = text("mode");
         if (opt.mode_name == "fanout")
             opt.mode = bench_mode::fanout;
@@ -152,8 +162,10 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
             opt.mode = bench_mode::churn;
         else if (opt.mode_name == "idle")
             opt.mode = bench_mode::idle;
+        else if (opt.mode_name == "storm")
+            opt.mode = bench_mode::storm;
         else
-            throw bad_value("mode", opt.mode_name, "fanout, churn or idle");
+            throw bad_value("mode", opt.mode_name, "fanout, churn, idle or storm");
         if (!vm.count("port")) throw po::error("--port is required");
         opt.host = text("host");
         boost::system::error_code address_ec;
@@ -173,13 +185,16 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
         opt.interval = parse_duration_option("--interval", text("interval"));
         opt.duration = vm.count("duration") ? parse_duration_option("--duration", text("duration"))
                        : opt.mode == bench_mode::fanout ? milliseconds{20s}
+                       : opt.mode == bench_mode::storm  ? milliseconds{5s}
                                                         : milliseconds{10s};
         opt.warmup = parse_duration_option("--warmup", text("warmup"));
         opt.settle = parse_duration_option("--settle", text("settle"));
+        opt.steady = parse_count("--steady", text("steady"), 1, 1'000'000);
+        opt.behind = parse_count("--behind", text("behind"), 0, 1'000'000);
         opt.threads = parse_count("--threads", text("threads"), 1, 256);
         opt.ping_period = parse_duration_option("--ping-period", text("ping-period"));
         if (vm.count("json")) opt.json_path = text("json");
-        if (opt.mode == bench_mode::fanout && opt.duration <= opt.interval)
+        if ((opt.mode == bench_mode::fanout || opt.mode == bench_mode::storm) && opt.duration <= opt.interval)
             throw bad_value("--duration", text("duration"),
                             "longer than --interval (ticks are counted "
                             "up to one interval before the window's end)");
@@ -228,10 +243,15 @@ struct tally {
     std::array<std::atomic<std::uint64_t>, session_status_count> by_status{};
     mutable std::mutex details_mutex;
     std::vector<std::string> details; // the first few failures, in words
+    std::string epoch;                // the server's, from the first session's `initial`
 
     void record(session_report const& r) {
         by_status[static_cast<std::size_t>(r.status)].fetch_add(1, std::memory_order_relaxed);
         wisdom.fetch_add(r.wisdom, std::memory_order_relaxed);
+        if (!r.epoch.empty()) {
+            std::lock_guard lock(details_mutex);
+            if (epoch.empty()) epoch = r.epoch;
+        }
         if (r.status != session_status::completed) {
             std::lock_guard lock(details_mutex);
             if (details.size() < 5) details.push_back(std::string(to_string(r.status)) + ": " + r.detail);
@@ -354,8 +374,11 @@ private:
 
     using wisdom_hook_factory =
         std::function<session_hooks::wisdom_hook(std::size_t thread, std::size_t node)>;
-    net::awaitable<void> connect_subscribers(subscriber_set& set, bool kernel_timestamps,
-                                             wisdom_hook_factory const& hooks);
+    /** Changes the options and hooks of the `index`th session of a set before it starts. */
+    using session_customizer = std::function<void(std::size_t index, session_options&, session_hooks&)>;
+    net::awaitable<void> connect_subscribers(subscriber_set& set, std::size_t count, bool kernel_timestamps,
+                                             wisdom_hook_factory const& hooks,
+                                             session_customizer const& customize = {});
     net::awaitable<bool> leave(subscriber_set& set, report& out);
     void describe_subscribers(subscriber_set const& set, report& out) const;
     void server_figures(server_sample const& from, server_sample const& to, report& out) const;
@@ -363,6 +386,11 @@ private:
     net::awaitable<void> run_fanout(report& out);
     net::awaitable<void> run_churn(report& out);
     net::awaitable<void> run_idle(report& out);
+    net::awaitable<void> run_storm(report& out);
+    /** Per-tick spreads of `receipts` whose first receipt falls in [from, to] (a whole interval before to).
+     */
+    std::vector<double> tick_spreads(std::vector<receipt> receipts, std::int64_t from_ns,
+                                     std::int64_t to_ns) const;
     void start_churn_session(std::shared_ptr<churn_state> const& state, std::size_t thread);
     void print(report const& out) const;
 
@@ -376,9 +404,9 @@ private:
     std::mt19937 random_{20240611}; // a fixed seed: two runs ping alike
 };
 
-net::awaitable<void> bench::connect_subscribers(subscriber_set& set, bool kernel_timestamps,
-                                                wisdom_hook_factory const& hooks) {
-    auto const count = opt_.subscribers;
+net::awaitable<void> bench::connect_subscribers(subscriber_set& set, std::size_t count,
+                                                bool kernel_timestamps, wisdom_hook_factory const& hooks,
+                                                session_customizer const& customize) {
     auto const counts = set.counts;
     set.sessions.reserve(count);
     auto const began = steady_clock::now();
@@ -404,6 +432,7 @@ net::awaitable<void> bench::connect_subscribers(subscriber_set& set, bool kernel
             options.idle_timeout.reset();
         else
             options.idle_timeout = std::max(milliseconds{30s}, 4 * opt_.interval);
+        if (customize) customize(i, options, h);
         auto session = std::make_shared<client_session>(executor, std::move(options), std::move(h));
         set.sessions.push_back(session);
         spawn_session(executor, std::move(session), [counts](session_report const& r) {
@@ -488,7 +517,9 @@ net::awaitable<void> bench::run_fanout(report& out) {
     auto const ticks_in_run = static_cast<std::size_t>((opt_.duration + 10s) / opt_.interval) + 10;
     for (auto& log : *logs)
         log.reserve(std::min<std::size_t>(per_thread * ticks_in_run, 50'000'000));
-    auto const hooks = [logs](std::size_t thread, std::size_t node) -> session_hooks::wisdom_hook {
+    // Named, not built inside the co_await below: GCC 12 destroys such temporaries twice (PR 99576).
+    wisdom_hook_factory const hooks = [logs](std::size_t thread,
+                                             std::size_t node) -> session_hooks::wisdom_hook {
         return [logs, log = &(*logs)[thread],
                 node = static_cast<std::uint32_t>(node)]( // `logs` keeps `log` alive
                    std::string_view frame, system_clock::time_point received) {
@@ -501,7 +532,7 @@ net::awaitable<void> bench::run_fanout(report& out) {
 
     auto const baseline = sample();
     subscriber_set subs;
-    co_await connect_subscribers(subs, true, hooks);
+    co_await connect_subscribers(subs, opt_.subscribers, true, hooks);
     if (!subs.ramp_complete)
         out.problem("the ramp did not finish within " + std::to_string(ramp_limit.count()) + " min");
     if (subs.counts->failed() != 0) out.problem("some subscribers failed to join");
@@ -737,7 +768,8 @@ net::awaitable<void> bench::run_churn(report& out) {
 net::awaitable<void> bench::run_idle(report& out) {
     auto const baseline = sample();
     subscriber_set subs;
-    co_await connect_subscribers(subs, false, {});
+    wisdom_hook_factory const no_hooks;
+    co_await connect_subscribers(subs, opt_.subscribers, false, no_hooks);
     if (!subs.ramp_complete)
         out.problem("the ramp did not finish within " + std::to_string(ramp_limit.count()) + " min");
     if (subs.counts->failed() != 0) out.problem("some subscribers failed to join");
@@ -790,6 +822,178 @@ net::awaitable<void> bench::run_idle(report& out) {
     }
 }
 
+std::vector<double> bench::tick_spreads(std::vector<receipt> receipts, std::int64_t from_ns,
+                                        std::int64_t to_ns) const {
+    auto const interval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(opt_.interval).count();
+    std::vector<double> spreads;
+    for (auto const& t : group_ticks(receipts, interval_ns))
+        if (t.first_ns >= from_ns && t.first_ns <= to_ns - interval_ns) spreads.push_back(ms(t.spread_ns()));
+    return spreads;
+}
+
+/** One storm session's view of its recovery: written on its client thread only, read once it has ended. */
+struct recovery_check {
+    std::uint64_t since = 0;
+    std::uint64_t last = 0;   // the latest offset received
+    std::uint64_t target = 0; // the confirmation's latest + 1: one live broadcast after the replay
+    std::uint64_t missed = 0;
+    std::uint64_t duplicated = 0;
+    bool recovered = false;
+    bool confirmed = false;
+    bool done = false;
+};
+
+net::awaitable<void> bench::run_storm(report& out) {
+    // The steady subscribers' receipts, as in fanout: their ticks are timed before and during the storm.
+    auto const logs = std::make_shared<std::vector<std::vector<receipt>>>(workers_.size());
+    for (auto& log : *logs)
+        log.reserve(opt_.steady / workers_.size() * 2000 + 1000);
+    // Every hook and customizer is named, not built inside a co_await: GCC 12 destroys such temporaries
+    // twice (PR 99576).
+    wisdom_hook_factory const steady_hooks = [logs](std::size_t thread,
+                                                    std::size_t node) -> session_hooks::wisdom_hook {
+        return [logs, log = &(*logs)[thread], node = static_cast<std::uint32_t>(node)](
+                   std::string_view frame, system_clock::time_point received) {
+            auto const now = system_clock::now();
+            log->push_back({content_hash(frame),
+                            std::chrono::nanoseconds(received.time_since_epoch()).count(),
+                            std::chrono::nanoseconds(now - received).count(), node});
+        };
+    };
+    subscriber_set steady;
+    co_await connect_subscribers(steady, opt_.steady, true, steady_hooks);
+
+    // The storm's subscribers, each remembering the last offset it received.
+    auto const count = opt_.subscribers;
+    auto const last_offsets = std::make_shared<std::vector<std::uint64_t>>(count, 0);
+    subscriber_set first;
+    wisdom_hook_factory const no_hooks;
+    session_customizer const remember_last = [last_offsets](std::size_t i, session_options&,
+                                                            session_hooks& h) {
+        h.on_wisdom = [last_offsets, i](std::string_view frame, system_clock::time_point) {
+            (*last_offsets)[i] = quick_offset(frame);
+        };
+    };
+    co_await connect_subscribers(first, count, false, no_hooks, remember_last);
+    bool const ready = first.ramp_complete && steady.ramp_complete && first.counts->failed() == 0 &&
+                       steady.counts->failed() == 0;
+    if (!ready) out.problem("not every subscriber joined");
+    // Long enough that every storm session has received broadcasts, and for the "before" window.
+    auto const before_from = sample();
+    co_await pause(std::max<steady_clock::duration>(opt_.duration, opt_.interval * (opt_.behind + 2)));
+
+    // The storm: every one dropped at once, then all reconnecting with `since` --behind broadcasts back.
+    auto const storm_from = sample();
+    for (auto const& session : first.sessions)
+        session->drop();
+    auto const dropped = co_await wait_until(
+        [&] { return first.counts->ended.load(std::memory_order_acquire) == count; }, leave_limit);
+    if (!dropped) out.problem("the dropped sessions did not all end");
+    std::string epoch;
+    {
+        std::lock_guard lock(first.counts->details_mutex);
+        epoch = first.counts->epoch; // one server, one epoch: every dropped session's `initial` said it
+    }
+    progress("dropped " + std::to_string(count) + " subscribers; reconnecting " +
+             std::to_string(opt_.behind) + " broadcasts behind");
+
+    auto const checks = std::make_shared<std::vector<recovery_check>>(count);
+    auto const done = std::make_shared<std::atomic<std::uint64_t>>(0);
+    subscriber_set second;
+    session_customizer const recover =
+        [&, checks, done, last_offsets](std::size_t i, session_options& options, session_hooks& h) {
+            auto& check = (*checks)[i];
+            auto const last = (*last_offsets)[i];
+            check.since = last > opt_.behind ? last - opt_.behind : 0;
+            check.last = check.since;
+            options.since = std::pair{epoch, check.since};
+            h.on_confirmed = [checks, i](bool recovered, std::uint64_t latest) {
+                auto& c = (*checks)[i];
+                c.confirmed = true;
+                c.recovered = recovered;
+                c.target = latest + 1;
+            };
+            h.on_wisdom = [checks, done, i](std::string_view frame, system_clock::time_point) {
+                auto& c = (*checks)[i];
+                auto const offset = quick_offset(frame);
+                if (offset <= c.last)
+                    ++c.duplicated;
+                else
+                    c.missed += offset - c.last - 1;
+                c.last = std::max(c.last, offset);
+                if (!c.done && c.confirmed && c.last >= c.target) {
+                    c.done = true;
+                    done->fetch_add(1, std::memory_order_release);
+                }
+            };
+        };
+    co_await connect_subscribers(second, count, false, no_hooks, recover);
+    bool const complete =
+        co_await wait_until([&] { return done->load(std::memory_order_acquire) == count; }, ramp_limit);
+    auto const storm_to = sample();
+    auto const storm_seconds = seconds_f(storm_to.at - storm_from.at).count();
+    progress(std::to_string(done->load()) + "/" + std::to_string(count) + " recovered in " +
+             fixed(storm_seconds) + " s");
+    if (!complete) out.problem("not every session completed its recovery");
+
+    bool const steady_left = co_await leave(steady, out);
+    bool const second_left = co_await leave(second, out);
+    if (!steady_left || !second_left) co_return;
+
+    std::uint64_t recovered = 0, missed = 0, duplicated = 0;
+    for (auto const& c : *checks) {
+        recovered += c.recovered ? 1 : 0;
+        missed += c.missed;
+        duplicated += c.duplicated;
+    }
+    auto const not_recovered = count - recovered; // a confirmation with recovered false, or none at all
+    std::vector<receipt> all;
+    for (auto& log : *logs)
+        all.insert(all.end(), log.begin(), log.end());
+    auto const ns = [](server_sample const& s) {
+        return std::chrono::nanoseconds(s.wall.time_since_epoch()).count();
+    };
+    auto before = tick_spreads(all, ns(before_from), ns(storm_from));
+    auto during = tick_spreads(all, ns(storm_from), ns(storm_to));
+
+    auto& f = out.figures;
+    f["storm_sessions"] = count;
+    f["steady_sessions"] = opt_.steady;
+    f["behind"] = opt_.behind;
+    f["recovered"] = recovered;
+    f["not_recovered"] = not_recovered;
+    f["missed"] = missed;
+    f["duplicated"] = duplicated;
+    f["storm_seconds"] = storm_seconds;
+    f["steady_spread_before_p50_ms"] = percentile(before, 50);
+    f["steady_spread_before_p99_ms"] = percentile(before, 99);
+    f["steady_spread_during_p50_ms"] = percentile(during, 50);
+    f["steady_spread_during_p99_ms"] = percentile(during, 99);
+    f["ticks_before"] = before.size();
+    f["ticks_during"] = during.size();
+    out.line("Storm: " + std::to_string(count) + " subscribers dropped at once, reconnecting with `since` " +
+             std::to_string(opt_.behind) + " broadcasts back; " + std::to_string(recovered) + " recovered, " +
+             std::to_string(not_recovered) + " not, in " + fixed(storm_seconds, 2) + " s");
+    out.line("Recoveries checked: " + std::to_string(missed) + " broadcasts missed, " +
+             std::to_string(duplicated) + " duplicated");
+    out.line("Steady subscribers (" + std::to_string(opt_.steady) + "), spread per tick: before p50 " +
+             fixed(percentile(before, 50), 3) + " / p99 " + fixed(percentile(before, 99), 3) + " ms (" +
+             std::to_string(before.size()) + " ticks); during the storm p50 " +
+             fixed(percentile(during, 50), 3) + " / p99 " + fixed(percentile(during, 99), 3) + " ms (" +
+             std::to_string(during.size()) + " ticks)");
+    if (missed || duplicated) out.problem("a recovery missed or repeated broadcasts");
+    if (recovered != count) out.problem("not every session was recovered");
+    server_figures(storm_from, storm_to, out);
+    if (storm_from.proc && storm_to.proc) {
+        auto const cpu = storm_to.proc->cpu_seconds - storm_from.proc->cpu_seconds;
+        f["server_cpu_us_per_recovered_session"] =
+            recovered ? cpu * 1e6 / static_cast<double>(recovered) : 0.0;
+        out.line("**Server CPU per recovered session: " +
+                 fixed(recovered ? cpu * 1e6 / static_cast<double>(recovered) : 0.0, 1) + " µs** (" +
+                 fixed(cpu, 2) + " s of CPU over the storm, with its live ticks)");
+    }
+}
+
 void bench::print(report const& out) const {
     auto& o = std::cout;
     o << "## wolf-bench " << opt_.mode_name << " against " << host_;
@@ -837,6 +1041,16 @@ net::awaitable<int> bench::run() {
         p["warmup_ms"] = opt_.warmup.count();
         progress("churn: concurrency " + std::to_string(opt_.concurrency) + " against " + host_);
         co_await run_churn(out);
+        break;
+    case bench_mode::storm:
+        p["subscribers"] = opt_.subscribers;
+        p["steady"] = opt_.steady;
+        p["behind"] = opt_.behind;
+        p["interval_ms"] = opt_.interval.count();
+        p["ramp_concurrency"] = opt_.ramp_concurrency;
+        progress("storm: " + std::to_string(opt_.subscribers) + " subscribers of " + host_ +
+                 " dropped and back");
+        co_await run_storm(out);
         break;
     case bench_mode::idle:
         p["subscribers"] = opt_.subscribers;

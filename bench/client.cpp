@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
+#include <charconv>
 
 namespace wolf::bench {
 namespace {
@@ -63,6 +64,16 @@ std::string_view to_string(session_status status) noexcept {
     return "unknown";
 }
 
+std::uint64_t quick_offset(std::string_view frame) noexcept {
+    constexpr std::string_view key = R"("offset":)";
+    auto const at = frame.find(key);
+    if (at == std::string_view::npos) return 0;
+    std::uint64_t value = 0;
+    auto const digits = frame.substr(at + key.size());
+    std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    return value;
+}
+
 std::optional<std::string_view> quick_event_type(std::string_view frame) noexcept {
     constexpr std::string_view prefix = R"({"type":")";
     if (!frame.starts_with(prefix)) return std::nullopt;
@@ -81,6 +92,13 @@ client_session::client_session(net::any_io_executor executor, session_options op
 
 void client_session::leave() {
     net::post(ws_.get_executor(), [self = shared_from_this()] { self->request_leave(); });
+}
+
+void client_session::drop() {
+    net::post(ws_.get_executor(), [self = shared_from_this()] {
+        self->dropped_ = true;
+        self->abort();
+    });
 }
 
 void client_session::request_leave() {
@@ -114,7 +132,7 @@ net::awaitable<session_report> client_session::run() {
     }
     abort(); // no-op after a clean close; frees the descriptor at once after a failure
     report_.ended = steady_clock::now();
-    if (report_.status == session_status::running) report_.status = session_status::completed;
+    if (report_.status == session_status::running || dropped_) report_.status = session_status::completed;
     co_return report_;
 }
 
@@ -167,6 +185,8 @@ net::awaitable<bool> client_session::open() {
     }
     ++report_.frames;
     auto const initial = parse_event(frame_text(buffer_), "id");
+    if (auto const position = parse_event(frame_text(buffer_), "epoch")) report_.epoch = position->field;
+    report_.initial_offset = quick_offset(frame_text(buffer_));
     buffer_.consume(buffer_.size());
     if (!initial || initial->type != protocol::event::initial || initial->field.empty()) {
         fail(session_status::protocol_failed, "the first frame is not `initial` with an id");
@@ -179,7 +199,14 @@ net::awaitable<bool> client_session::open() {
     auto const connect = make_event(protocol::event::connect, report_.id);
     if (!co_await send(connect)) co_return false;
     if (options_.subscribe) {
-        auto const subscribe = make_event(protocol::event::subscribe, report_.id);
+        auto const subscribe =
+            options_.since
+                ? boost::json::serialize(boost::json::object{
+                      {"type", protocol::event::subscribe},
+                      {"payload",
+                       {{"id", report_.id},
+                        {"since", {{"epoch", options_.since->first}, {"offset", options_.since->second}}}}}})
+                : make_event(protocol::event::subscribe, report_.id);
         if (!co_await send(subscribe)) co_return false;
         // Nothing else is due before the confirmation: no wisdom before subscribing, no error if we are
         // right.
@@ -194,6 +221,16 @@ net::awaitable<bool> client_session::open() {
             fail(session_status::protocol_failed, "expected subscribe_confirmation ok, got: " +
                                                       std::string(frame_text(buffer_).substr(0, 200)));
             co_return false;
+        }
+        if (options_.since) {
+            boost::json::error_code ec;
+            auto const value = boost::json::parse(frame_text(buffer_), ec);
+            auto const* payload = ec ? nullptr : value.at("payload").if_object();
+            auto const* recovered = payload ? payload->if_contains("recovered") : nullptr;
+            if (recovered && recovered->is_bool()) report_.recovered = recovered->get_bool();
+            report_.confirmed_offset = quick_offset(frame_text(buffer_));
+            if (hooks_.on_confirmed)
+                hooks_.on_confirmed(report_.recovered.value_or(false), report_.confirmed_offset);
         }
         buffer_.consume(buffer_.size());
     }

@@ -47,12 +47,16 @@ struct session_options {
     std::optional<milliseconds> idle_timeout{milliseconds{30000}};
     std::uint64_t leave_after_wisdom = 0; // leave on the Nth wisdom_distribution; 0: not on its own
     std::optional<milliseconds> hold;     // leave this long after joining (subscribed, or connected)
+    // Subscribe with `since` (lossless reconnect, protocol section 13): this epoch and offset.
+    std::optional<std::pair<std::string, std::uint64_t>> since;
 };
 
 /** Callbacks a session makes, on its own executor. */
 struct session_hooks {
     using wisdom_hook = std::function<void(std::string_view frame, system_clock::time_point received)>;
     std::function<void()> on_joined; // subscribed (or connected, if not subscribing)
+    // With `since`: what the confirmation said, and the latest position it gave; before any wisdom.
+    std::function<void(bool recovered, std::uint64_t latest)> on_confirmed;
     // Each wisdom_distribution frame and when it was received: the kernel's receive time of the read that
     // completed it with kernel_timestamps (CLOCK_REALTIME), else the time it is processed. The frame is
     // only valid during the call.
@@ -82,6 +86,10 @@ struct session_report {
     std::uint64_t frames = 0; // every server event received
     std::uint64_t wisdom = 0; // wisdom_distribution events received
     std::uint64_t errors = 0; // `error` events received
+    std::string epoch;        // the latest position, from `initial`
+    std::uint64_t initial_offset = 0;
+    std::optional<bool> recovered;      // with `since`: what the confirmation said
+    std::uint64_t confirmed_offset = 0; // with `since`: the latest position the confirmation gave
     steady_clock::time_point started{};
     steady_clock::time_point joined{}; // `subscribe_confirmation` read (or `connect` sent, without subscribe)
     steady_clock::time_point leaving{}; // `disconnect` sent
@@ -113,6 +121,10 @@ public:
     /** Asks the session to leave: `disconnect` and the closing handshake. From any thread; idempotent. */
     void leave();
 
+    /** Drops the connection without a word, as a lost network would; the session counts as completed. From
+     * any thread. */
+    void drop();
+
 private:
     net::awaitable<bool> open();
     net::awaitable<void> read_loop();
@@ -132,7 +144,11 @@ private:
     std::string disconnect_;
     bool leave_requested_ = false;
     bool reader_done_ = false;
+    bool dropped_ = false;
 };
+
+/** The `offset` of a wisdom_distribution frame in the server's compact form, without a parse; 0 if none. */
+std::uint64_t quick_offset(std::string_view frame) noexcept;
 
 /** Spawns `session->run()` on the session's executor and hands its report to `done` there. */
 void spawn_session(net::any_io_executor executor, std::shared_ptr<client_session> session,
