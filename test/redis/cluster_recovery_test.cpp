@@ -49,6 +49,13 @@ std::vector<std::uint64_t> after(std::uint64_t since, std::size_t count) {
     return offsets;
 }
 
+/** Returns once a new subscriber on `port` has received `count` broadcasts: the cluster went on. */
+net::awaitable<void> witness_broadcasts(std::uint16_t port, std::size_t count) {
+    auto witness = co_await ws_client::open(port);
+    co_await witness.connect_and_subscribe();
+    co_await read_offsets(witness, count);
+}
+
 /** The node that leads, by /healthz; fails unless exactly one does. */
 net::awaitable<std::size_t> leader_of(std::vector<std::unique_ptr<cluster_node>> const& nodes) {
     std::vector<std::size_t> leaders;
@@ -101,9 +108,7 @@ BOOST_AUTO_TEST_CASE(a_client_moves_from_one_node_to_another_and_recovers) {
         [&]() -> net::awaitable<void> {
             auto [client, since] = co_await subscriber_on(a->port, 2);
             co_await client.close();
-            auto witness = co_await ws_client::open(b->port);
-            co_await witness.connect_and_subscribe();
-            co_await read_offsets(witness, 4); // the cluster went on while the client was away
+            co_await witness_broadcasts(b->port, 4); // the cluster went on while the client was away
             co_await recover_on(b->port, since);
         },
         30s);
@@ -118,9 +123,7 @@ BOOST_AUTO_TEST_CASE(a_client_recovers_on_another_node_after_its_own_was_killed)
             auto [client, since] = co_await subscriber_on(a->port, 2);
             a->server.send_signal(SIGKILL);
             BOOST_REQUIRE(a->server.wait(5s));
-            auto witness = co_await ws_client::open(b->port);
-            co_await witness.connect_and_subscribe();
-            co_await read_offsets(witness, 4);
+            co_await witness_broadcasts(b->port, 4);
             co_await recover_on(b->port, since);
         },
         30s);
@@ -134,10 +137,7 @@ BOOST_AUTO_TEST_CASE(a_client_recovers_across_a_leader_change) {
     run_coro(
         [&]() -> net::awaitable<void> {
             // Once a broadcast has gone out, one node leads.
-            auto first = co_await ws_client::open(nodes[0]->port);
-            co_await first.connect_and_subscribe();
-            co_await read_offsets(first, 1);
-            co_await first.close();
+            co_await witness_broadcasts(nodes[0]->port, 1);
             auto const leader = co_await leader_of(nodes);
             auto const home = (leader + 1) % nodes.size();
             auto const other = (leader + 2) % nodes.size();
@@ -146,9 +146,7 @@ BOOST_AUTO_TEST_CASE(a_client_recovers_across_a_leader_change) {
             nodes[leader]->server.send_signal(SIGKILL);
             BOOST_REQUIRE(nodes[leader]->server.wait(5s));
             nodes[leader].reset();
-            auto witness = co_await ws_client::open(nodes[other]->port);
-            co_await witness.connect_and_subscribe();
-            co_await read_offsets(witness, 3); // the new leader ticks
+            co_await witness_broadcasts(nodes[other]->port, 3); // the new leader ticks
             BOOST_TEST(co_await leader_of(nodes) != leader);
             co_await recover_on(nodes[other]->port, since);
         },
@@ -167,9 +165,7 @@ BOOST_AUTO_TEST_CASE(a_redis_restarted_empty_makes_a_new_epoch_and_clients_learn
             // Reconnected, the node's first broadcasts are of a new epoch: offsets from 1 again.
             BOOST_REQUIRE(co_await a->server.async_wait_for_line(" broker_disconnected ", 5s));
             BOOST_REQUIRE(co_await a->server.async_wait_for_line(" broker_connected ", 10s));
-            auto witness = co_await ws_client::open(a->port);
-            co_await witness.connect_and_subscribe();
-            co_await read_offsets(witness, 2);
+            co_await witness_broadcasts(a->port, 2);
             auto back = co_await ws_client::open(a->port);
             co_await back.send_event(event::connect);
             BOOST_TEST(back.initial_position().epoch != since.epoch);
@@ -196,9 +192,7 @@ BOOST_AUTO_TEST_CASE(a_node_cut_off_from_redis_delivers_what_its_subscribers_mis
             auto [client, since] = co_await subscriber_on(follower->port, 2);
             link.cut();
             BOOST_REQUIRE(co_await follower->server.async_wait_for_line(" broker_disconnected ", 5s));
-            auto witness = co_await ws_client::open(leader->port);
-            co_await witness.connect_and_subscribe();
-            co_await read_offsets(witness, 5); // the leader went on
+            co_await witness_broadcasts(leader->port, 5); // the leader went on
             link.restore();
             BOOST_REQUIRE(co_await follower->server.async_wait_for_line(" broker_caught_up ", 10s));
             // The subscriber never left: after its last offset, every one once and in order, the missed
