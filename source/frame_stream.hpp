@@ -56,6 +56,8 @@ public:
     bool close_written() const noexcept { return writer_.close_written(); }
     /** Frames queued and not fully written (the one being written included). */
     std::size_t queued() const noexcept { return writer_.queued(); }
+    /** Frames queued by resend() and not fully written. */
+    std::size_t resent_queued() const noexcept { return writer_.resent_queued(); }
     /** Since when a queued frame has waited on the socket; nullopt when nothing waits. */
     std::optional<steady_clock::time_point> blocked_since() const noexcept { return writer_.blocked_since(); }
     /** Writes `frame` after everything queued before it. */

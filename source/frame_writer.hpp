@@ -92,6 +92,8 @@ public:
 
     /** Frames queued and not fully written (the one being written included), but for those resent. */
     std::size_t queued() const noexcept { return backlog_ ? backlog_->size() - backlog_->uncounted : 0; }
+    /** Frames queued by resend() and not fully written. */
+    std::size_t resent_queued() const noexcept { return backlog_ ? backlog_->uncounted : 0; }
 
     /** Since when a queued frame has waited on the socket; nullopt when nothing waits. */
     std::optional<steady_clock::time_point> blocked_since() const noexcept {

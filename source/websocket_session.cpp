@@ -106,10 +106,12 @@ public:
     }
 
     bool offer(shared_frame const& frame) override {
-        if (closing_ || frames_.queued() >= max_queue_) return false;
+        if (closing_) return false;
         // A subscriber that recovered past this shard's latest broadcast (it came from a node further on)
         // has had every broadcast up to its `since`: those arrive here live, and are not sent again.
         if (frame->offset() <= recovered_through_) return true;
+        if (frames_.resent_queued() != 0) return offer_behind_replay(frame);
+        if (frames_.queued() >= max_queue_) return false;
         frames_.send(frame);
         return true;
     }
@@ -148,6 +150,8 @@ private:
     void reply_error(protocol::protocol_error const& error);
     /** `subscribe` with `since`, on a connection not yet subscribed (protocol section 10). */
     void recover(protocol::position const& since);
+    /** A live broadcast for a subscriber whose replay is still going out. */
+    bool offer_behind_replay(shared_frame const& frame);
     void evict(eviction_reason reason, std::uint16_t code, std::string_view text);
     void log_end(beast::error_code ec);
 
@@ -318,6 +322,7 @@ void websocket_session<Transport>::handle_message(std::string_view text, steady_
         reply(subscribe_confirmation_frame());
         break;
     case protocol::client_event_type::unsubscribe:
+        recovered_through_ = 0; // a later subscribe starts afresh
         if (connections.unsubscribe(*this))
             log_info("unsubscribe", kv("id", id()), kv("subscribers", shard_.server.pools.subscribers()));
         break;
@@ -358,8 +363,8 @@ void websocket_session<Transport>::recover(protocol::position const& since) {
             frames_.resend(frame);
             ++resent;
         });
-        recovered_through_ = since.offset;
     }
+    recovered_through_ = recovered ? since.offset : 0;
     shard_.connections.subscribe(*this);
     auto& stats = shard_.server.stats;
     stats.count_recovery(result);
@@ -367,6 +372,23 @@ void websocket_session<Transport>::recover(protocol::position const& since) {
     log_debug("recovery", kv("id", id()), kv("result", to_string(result)), kv("since", since.offset),
               kv("latest", record.latest().offset), kv("resent", resent));
     log_info("subscribe", kv("id", id()), kv("subscribers", shard_.server.pools.subscribers()));
+}
+
+template <class Transport>
+bool websocket_session<Transport>::offer_behind_replay(shared_frame const& frame) {
+    // The broadcasts made while a replay goes out are owed as surely as the replay (protocol section 10):
+    // they queue behind it uncounted too, so the drop rule never skips one. A client that lets --max-queue
+    // of them pile up past a whole --history is closed as a slow consumer instead, once this broadcast's
+    // walk over the shard is done (the walk must not change the registry); it may recover again.
+    if (frames_.resent_queued() < shard_.server.cfg.history + max_queue_) {
+        frames_.resend(frame);
+        return true;
+    }
+    net::post(ws_.get_executor(), [self = this->shared_from_this()] {
+        self->evict(eviction_reason::slow_consumer, protocol::close_code::policy_violation,
+                    protocol::close_reason::slow_consumer);
+    });
+    return false;
 }
 
 template <class Transport>

@@ -184,6 +184,90 @@ BOOST_AUTO_TEST_CASE(a_subscriber_that_sends_since_again_is_confirmed_and_gets_n
     });
 }
 
+BOOST_AUTO_TEST_CASE(a_client_from_a_node_further_on_is_sent_nothing_it_had_until_it_unsubscribes) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto witness = co_await ws_client::open(srv.port());
+        co_await witness.connect_and_subscribe();
+        auto client = co_await connected_client(srv);
+        protocol::position const ahead{client.initial_position().epoch, 10}; // named: GCC 12, PR 99576
+        BOOST_TEST((co_await client.subscribe_since(ahead)).at("recovered").as_bool());
+        co_await publish(srv, "had it already");
+        co_await read_wisdoms(witness, 1); // offered to both: one thread, one handler
+        BOOST_TEST((co_await client.barrier()).empty(), "offset 1 is at or below its since");
+
+        co_await client.send_event(event::unsubscribe);
+        co_await client.connect_and_subscribe(); // a plain subscribe: every broadcast from now on
+        co_await publish(srv, "owed");
+        auto const got = co_await read_wisdoms(client, 1);
+        BOOST_TEST(got.front().offset == 2u);
+        BOOST_TEST(got.front().message == "owed");
+    });
+}
+
+namespace {
+
+/**
+ * A client leaves after one broadcast, `replayed` broadcasts of a MiB each go out (more than every buffer
+ * between a sender and a receiver that does not read holds on loopback: the server's socket up to 4 MiB,
+ * the client's about its initial 128 KiB), and it comes back with `since`, reading only the confirmation.
+ * Returns it and the offset it stopped at.
+ */
+net::awaitable<std::pair<ws_client, std::uint64_t>> behind_a_long_replay(server& srv, int replayed) {
+    auto leaving = co_await ws_client::open(srv.port());
+    co_await leaving.connect_and_subscribe();
+    co_await publish(srv, "before");
+    auto const seen = (co_await read_wisdoms(leaving, 1)).back().offset;
+    co_await leaving.close();
+    std::string const big(std::size_t{1} << 20, 'w');
+    for (int i = 0; i < replayed; ++i)
+        co_await publish(srv, big);
+    auto back = co_await connected_client(srv);
+    protocol::position const since{back.initial_position().epoch, seen}; // named: GCC 12, PR 99576
+    BOOST_REQUIRE((co_await back.subscribe_since(since)).at("recovered").as_bool());
+    co_return std::pair{std::move(back), seen};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(live_broadcasts_behind_a_replay_still_going_out_are_not_dropped) {
+    auto cfg = fast_config();
+    cfg.max_queue = 1; // without the rule for a replay, the second live broadcast would be dropped
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto [back, seen] = co_await behind_a_long_replay(srv, 40);
+        for (int i = 0; i < 10; ++i) {
+            auto const text = "live " + std::to_string(i); // named: GCC 12, PR 99576
+            co_await publish(srv, text);
+        }
+        auto const got = co_await read_wisdoms(back, 50);
+        BOOST_TEST(offsets_of(got) == consecutive(seen + 1, 50), boost::test_tools::per_element());
+        BOOST_TEST(got.back().message == "live 9");
+        BOOST_TEST(srv.stats().wisdom_dropped_total == 0u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(live_broadcasts_piling_up_behind_a_replay_close_it_as_a_slow_consumer_not_skipped) {
+    auto cfg = fast_config();
+    cfg.max_queue = 1;
+    cfg.history = 40; // the bound: 40 + 1 frames resent and queued
+    run_with_server(cfg, [](server& srv) -> net::awaitable<void> {
+        auto [back, seen] = co_await behind_a_long_replay(srv, 40);
+        for (int i = 0; i < 60; ++i) {
+            auto const text = "live " + std::to_string(i); // named: GCC 12, PR 99576
+            co_await publish(srv, text);
+        }
+        // Whatever it reads before the close follows its since without a gap; then 1008 slow consumer.
+        auto const read = co_await back.read_events_until_close();
+        std::vector<std::uint64_t> offsets;
+        for (auto const& e : read.events)
+            if (event_type(e) == event::wisdom_distribution)
+                offsets.push_back(e.at("payload").at("offset").to_number<std::uint64_t>());
+        BOOST_TEST(read.close.code == protocol::close_code::policy_violation);
+        BOOST_TEST(read.close.reason == protocol::close_reason::slow_consumer);
+        BOOST_TEST(offsets == consecutive(seen + 1, offsets.size()), boost::test_tools::per_element());
+        BOOST_TEST(srv.stats().evictions_for(eviction_reason::slow_consumer) == 1u);
+    });
+}
+
 BOOST_AUTO_TEST_CASE(a_malformed_since_is_bad_message_and_subscribes_nobody) {
     run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
         auto client = co_await connected_client(srv);

@@ -146,14 +146,27 @@ net::awaitable<boost::json::object> basic_ws_client<Stream>::read_until(std::str
 
 template <class Stream>
 net::awaitable<close_info> basic_ws_client<Stream>::read_close() {
+    auto const read = co_await read_events_until_close();
+    co_return read.close;
+}
+
+template <class Stream>
+net::awaitable<read_to_close> basic_ws_client<Stream>::read_events_until_close() {
+    read_to_close result;
     beast::flat_buffer buffer;
     for (;;) {
         auto [ec, size] = co_await ws_.async_read(buffer, use_nothrow);
         // A close frame was received even if answering it failed (the server may reset the connection
         // when unread data is left behind, as after an oversized message).
-        if (ec == websocket::error::closed || (ec && ws_.reason().code != 0))
-            co_return close_info{ws_.reason().code, std::string(ws_.reason().reason.c_str())};
+        if (ec == websocket::error::closed || (ec && ws_.reason().code != 0)) {
+            result.close = {ws_.reason().code, std::string(ws_.reason().reason.c_str())};
+            co_return result;
+        }
         BOOST_REQUIRE_MESSAGE(!ec, "expected a close frame, got: " << ec.message());
+        boost::json::error_code parse_ec;
+        auto value = boost::json::parse(beast::buffers_to_string(buffer.data()), parse_ec);
+        BOOST_REQUIRE_MESSAGE(!parse_ec && value.is_object(), "not a JSON object");
+        result.events.push_back(std::move(value.get_object()));
         buffer.consume(buffer.size());
     }
 }

@@ -25,6 +25,12 @@ struct close_info {
     std::string reason;
 };
 
+/** What a client read until the server closed: every event, then the close. */
+struct read_to_close {
+    std::vector<boost::json::object> events;
+    close_info close;
+};
+
 /** How a test client reaches the server on 127.0.0.1: a stream type and what it needs to connect. */
 template <class Stream>
 struct dialer;
@@ -69,8 +75,10 @@ public:
     net::awaitable<boost::json::object> read_event();
     /** Reads until an event of `type` arrives; returns it. */
     net::awaitable<boost::json::object> read_until(std::string_view type);
-    /** Reads (discarding anything else) until the server closes; returns its close code and reason. */
+    /** Reads (discarding every event) until the server closes; returns its close code and reason. */
     net::awaitable<close_info> read_close();
+    /** Reads every event until the server closes; returns them and the close. */
+    net::awaitable<read_to_close> read_events_until_close();
 
     net::awaitable<void> send_text(std::string_view text);
     /** {"type": type, "payload": {"id": id}}; with the connection's own id by default. */
