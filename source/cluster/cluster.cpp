@@ -354,28 +354,42 @@ net::awaitable<std::string> cluster::catch_up() {
     auto const epoch = reply.elements[0].text;
     auto const latest = static_cast<std::uint64_t>(std::max(0LL, reply.elements[1].integer));
     bool const same_epoch = epoch == epoch_;
-    // Back in the epoch it knew: everything after the last position it handed on, to be delivered. Starting,
-    // or in another epoch: the latest entries, for the history only.
-    std::vector<std::string> range =
-        same_epoch ? std::vector<std::string>{"XRANGE", std::string(cluster_names::stream_key),
-                                              "0-" + std::to_string(last_offset_ + 1), "+"}
-                   : std::vector<std::string>{"XREVRANGE", std::string(cluster_names::stream_key), "+", "-",
-                                              "COUNT",     std::to_string(options_.history)};
-    auto const entries = co_await commands_->command(std::move(range));
-    if (!entries.ok()) co_return entries.failure;
+    // The latest `--history` entries (none with --history 0): back in the epoch it knew, those after the last
+    // position it handed on; starting, or in another epoch, the latest of all. Never more, whatever the
+    // others' --history: they must fit the broadcaster's inbox beside what the channel brings meanwhile.
+    redis_result entries;
+    if (options_.history > 0) {
+        std::vector<std::string> range{
+            "XREVRANGE", std::string(cluster_names::stream_key),
+            "+",         same_epoch ? "0-" + std::to_string(last_offset_ + 1) : "-",
+            "COUNT",     std::to_string(options_.history)};
+        entries = co_await commands_->command(std::move(range));
+        if (!entries.ok()) co_return entries.failure;
+    }
     auto payloads = stream_payloads(entries.reply);
-    if (!same_epoch) std::reverse(payloads.begin(), payloads.end());
-    std::size_t delivered = 0;
+    std::reverse(payloads.begin(), payloads.end());
+    // Where this node joins a sequence it did not know: the latest position when it asked, or just before
+    // the first broadcast the channel has brought since it subscribed, if that is older. Before it, the
+    // history only; after it, delivered: a broadcast made after the subscription is never only recorded.
+    auto joined = latest;
+    for (auto const& message : held_)
+        if (message.epoch == epoch) {
+            joined = std::min(joined, message.offset - 1);
+            break;
+        }
+    std::size_t read_back = 0;
     for (auto const payload : payloads)
         if (auto message = parse_broadcast(payload)) {
-            message->purpose = same_epoch ? cluster_message::use::deliver : cluster_message::use::record;
+            bool const deliver = same_epoch || message->offset > joined;
+            message->purpose = deliver ? cluster_message::use::deliver : cluster_message::use::record;
             hand_on(std::move(*message));
-            ++delivered;
+            ++read_back;
         }
     // The position itself, when the stream did not reach it (it is empty, or trimmed): what `initial` says.
-    hand_on({{}, {}, {}, epoch, latest, cluster_message::use::position});
-    if (delivered > 0)
-        log_info("broker_caught_up", kv("node", node_id_), kv("entries", delivered),
+    // Not past a broadcast the channel holds, which is still to be delivered.
+    hand_on({{}, {}, {}, epoch, joined, cluster_message::use::position});
+    if (read_back > 0)
+        log_info("broker_caught_up", kv("node", node_id_), kv("entries", read_back),
                  kv("delivered", same_epoch), kv("offset", last_offset_));
     catching_up_ = false;
     for (auto& message : std::exchange(held_, {}))
