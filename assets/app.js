@@ -291,9 +291,10 @@
   }
 
   // Subscribes from the last quote shown, or (the first time) from one before the latest broadcast, so the
-  // latest quote shows at once.
+  // latest quote shows at once. The epoch is the one the confirmation named, even "" (a cluster node that
+  // had not reached Redis yet): a server in another epoch then answers that the quotes in between are lost.
   function subscribe() {
-    var since = s.lastOffset !== null && s.epoch
+    var since = s.lastOffset !== null
       ? { epoch: s.epoch, offset: s.lastOffset }
       : { epoch: s.serverEpoch, offset: Math.max(0, s.serverOffset - 1) };
     if (send('subscribe', { since: since })) {
