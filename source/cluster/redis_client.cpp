@@ -3,18 +3,21 @@
 #include "support/async.hpp"
 #include "support/duration.hpp"
 
+#include <array>
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <csignal>
-#include <hiredis/async.h>
+#include <boost/asio/write.hpp>
+#include <deque>
 #include <hiredis/hiredis.h>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <utility>
 
@@ -55,56 +58,75 @@ redis_reply copy_reply(redisReply const& r) {
     return out;
 }
 
-bool is_string(redisReply const* r) {
-    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+/** One command in RESP, as hiredis writes it (binary-safe arguments). */
+std::string format_command(std::vector<std::string> const& args) {
+    std::vector<char const*> argv;
+    std::vector<std::size_t> lengths;
+    for (auto const& arg : args) {
+        argv.push_back(arg.data());
+        lengths.push_back(arg.size());
+    }
+    char* text = nullptr;
+    auto const length =
+        redisFormatCommandArgv(&text, static_cast<int>(argv.size()), argv.data(), lengths.data());
+    if (length < 0 || !text) return {};
+    std::string command(text, static_cast<std::size_t>(length));
+    redisFreeCommand(text);
+    return command;
 }
+
+struct reader_deleter {
+    void operator()(redisReader* reader) const noexcept { redisReaderFree(reader); }
+};
+struct reply_deleter {
+    void operator()(redisReply* reply) const noexcept { freeReplyObject(reply); }
+};
 
 } // namespace
 
-/** A command on its way: who waits for the reply, and its entry among the deadlines. */
-struct pending_command {
-    std::uint64_t deadline_id;
-    result_handler handler;
-};
-
 /**
- * The state hiredis's hooks and callbacks reach through `ac->data`/`ev.data`. The hooks only flip flags and
- * arm waits; the waits call back into hiredis from the event loop. Invariant: `context` is null once hiredis
- * has called the cleanup hook (the context is being or has been freed); nothing touches it after that.
+ * The connection's state, shared with every read, write and timer still queued. Invariant: once `ended`,
+ * the socket is closed, nothing is pending and nothing is written or reported any more (but the loss, once).
  */
 struct redis_client::impl : std::enable_shared_from_this<impl> {
-    impl(net::any_io_executor ex, duration t)
+    /** A command or a SUBSCRIBE on its way: who waits for the reply, and by when it must come. */
+    struct pending {
+        std::string what; // the command's name, for a timeout's message
+        steady_clock::time_point due;
+        std::optional<result_handler> on_reply;    // a command
+        std::optional<text_handler> on_subscribed; // a SUBSCRIBE
+    };
+
+    impl(net::any_io_executor ex, duration t, net::ssl::context* tls)
         : executor(ex)
-        , socket(ex)
+        , timeout(t)
+        , tls_context(tls)
+        , plain(ex)
         , deadline(ex)
-        , timeout(t) {}
+        , reader(redisReaderCreate()) {}
 
     net::any_io_executor executor;
-    net::posix::stream_descriptor socket; // hiredis's fd: released, never closed
-    net::steady_timer deadline;           // fires at the earliest pending deadline
     duration timeout;
-    redisAsyncContext* context = nullptr;
-
-    bool tcp_connected = false; // hiredis reported connect(2) done
-    bool up = false;            // connect() succeeded and nothing has ended the connection since
-    bool closing = false;       // close() was called: nothing is reported to the owner any more
-    bool want_read = false, want_write = false;
-    bool read_waiting = false, write_waiting = false;
+    net::ssl::context* tls_context;
+    net::ip::tcp::socket plain; // the connection, until a TLS layer takes it
+    std::optional<net::ssl::stream<net::ip::tcp::socket>> secure; // rediss://: the TLS layer over it
+    net::steady_timer deadline;                                   // fires at the oldest pending reply's time
+    std::unique_ptr<redisReader, reader_deleter> reader;
+    std::deque<pending> waiting; // in the order sent, which is the order Redis answers
+    std::string outbox;          // commands not yet handed to a write
+    std::string sending;         // what the write in flight holds
+    bool writing = false;
     bool deadline_armed = false;
-    std::string failure; // why the connection ended, once it has
-
-    // What is waiting for Redis, by the order it was sent; each must be answered by its time.
-    std::map<std::uint64_t, std::pair<steady_clock::time_point, std::string>> deadlines;
-    std::uint64_t next_deadline_id = 0;
-
-    std::optional<text_handler> connect_waiter;
-    std::uint64_t connect_deadline_id = 0;
-    std::optional<text_handler> subscribe_waiter;
-    std::uint64_t subscribe_deadline_id = 0;
+    bool subscribed = false; // the SUBSCRIBE was confirmed: every reply is a message now
+    bool up = false;         // connect() succeeded and nothing has ended the connection since
+    bool ended = false;      // failed or closed
+    bool closing = false;    // close() was called: nothing is reported to the owner any more
+    std::string failure;     // why it ended
     message_handler on_message;
     lost_handler on_lost;
 
-    /** Runs `handler(value)` later, never inside hiredis. On the client's executor, which is its callers'. */
+    net::ip::tcp::socket& lowest() noexcept { return secure ? secure->next_layer() : plain; }
+
     template <class Handler, class Value>
     void complete(Handler handler, Value value) {
         net::post(executor, [handler = std::move(handler), value = std::move(value)]() mutable {
@@ -112,236 +134,158 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
         });
     }
 
-    /** Why a context that is going away went: the first reason recorded, else hiredis's error. */
-    std::string why(redisAsyncContext const* ac) const {
-        if (!failure.empty()) return failure;
-        if (ac && ac->c.err) return ac->c.errstr;
-        return "connection closed";
-    }
-
-    std::uint64_t add_deadline(std::string what) {
-        auto const id = ++next_deadline_id;
-        deadlines.emplace(id, std::pair{steady_clock::now() + timeout, std::move(what)});
-        arm_deadline();
-        return id;
-    }
-
-    void arm_deadline() {
-        if (deadline_armed || deadlines.empty() || !context) return;
-        deadline_armed = true;
-        deadline.expires_at(deadlines.begin()->second.first);
-        deadline.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-            self->deadline_armed = false;
-            if (ec || !self->context) return;
-            // A reply may be waiting in the socket behind a handler queued after this one: read it first, so
-            // a busy event loop is not mistaken for a silent Redis. (Not while connecting: hiredis would take
-            // the read for the end of connect(2).)
-            if (self->tcp_connected) redisAsyncHandleRead(self->context);
-            if (!self->context) return;
-            auto const now = steady_clock::now();
-            if (!self->deadlines.empty() && self->deadlines.begin()->second.first <= now) {
-                auto const& what = self->deadlines.begin()->second.second;
-                self->fail(what + " timed out after " + format_duration(self->timeout));
-                return;
-            }
-            self->arm_deadline();
-        });
-    }
-
-    /** Frees the context: hiredis fails every pending command, then calls the cleanup hook. */
+    /** Ends the connection: closes the socket, fails what waits, reports the loss once if it was up. */
     void fail(std::string reason) {
-        if (!context) return;
-        if (failure.empty()) failure = std::move(reason);
-        redisAsyncFree(context);
-    }
-
-    void arm_read() {
-        if (!want_read || read_waiting || !context) return;
-        read_waiting = true;
-        socket.async_wait(net::posix::descriptor_base::wait_read,
-                          [self = shared_from_this()](boost::system::error_code ec) {
-                              self->read_waiting = false;
-                              if (ec == net::error::operation_aborted || !self->context) return;
-                              if (self->want_read) redisAsyncHandleRead(self->context);
-                              self->arm_read();
-                          });
-    }
-
-    void arm_write() {
-        if (!want_write || write_waiting || !context) return;
-        write_waiting = true;
-        socket.async_wait(net::posix::descriptor_base::wait_write,
-                          [self = shared_from_this()](boost::system::error_code ec) {
-                              self->write_waiting = false;
-                              if (ec == net::error::operation_aborted || !self->context) return;
-                              if (self->want_write) redisAsyncHandleWrite(self->context);
-                              self->arm_write();
-                          });
-    }
-
-    /** hiredis's cleanup hook: the context is going away. Called before hiredis closes the fd. */
-    void detach() {
-        if (!context) return;
-        if (failure.empty()) failure = why(context);
-        context = nullptr;
-        want_read = want_write = false;
-        socket.release(); // cancels the waits; hiredis closes the fd itself
+        if (ended) return;
+        ended = true;
+        failure = std::move(reason);
+        boost::system::error_code ignored;
+        lowest().close(ignored); // the read and any write end, aborted
         deadline.cancel();
-        deadlines.clear();
-        if (connect_waiter) complete(std::move(*connect_waiter), failure);
-        connect_waiter.reset();
-        if (subscribe_waiter) complete(std::move(*subscribe_waiter), failure);
-        subscribe_waiter.reset();
-        bool const was_up = std::exchange(up, false);
-        if (was_up && !closing && on_lost)
+        for (auto& p : std::exchange(waiting, {})) {
+            if (p.on_reply) complete(std::move(*p.on_reply), redis_result{failure, {}});
+            if (p.on_subscribed) complete(std::move(*p.on_subscribed), failure);
+        }
+        if (std::exchange(up, false) && !closing && on_lost)
             net::post(executor, [self = shared_from_this()] {
                 if (!self->closing) self->on_lost(self->failure);
             });
     }
 
-    // hiredis's hooks and callbacks.
-    static void add_read(void* data) {
-        auto* self = static_cast<impl*>(data);
-        self->want_read = true;
-        self->arm_read();
-    }
-    static void del_read(void* data) { static_cast<impl*>(data)->want_read = false; }
-    static void add_write(void* data) {
-        auto* self = static_cast<impl*>(data);
-        self->want_write = true;
-        self->arm_write();
-    }
-    static void del_write(void* data) { static_cast<impl*>(data)->want_write = false; }
-    static void cleanup(void* data) { static_cast<impl*>(data)->detach(); }
-
-    static void on_connect(redisAsyncContext const* ac, int status) {
-        auto* self = static_cast<impl*>(ac->data);
-        // On failure hiredis frees the context right after this returns; the cleanup hook reports it.
-        if (status != REDIS_OK) return;
-        self->tcp_connected = true;
-        self->deadlines.erase(self->connect_deadline_id);
-        if (self->connect_waiter) self->complete(std::move(*self->connect_waiter), std::string());
-        self->connect_waiter.reset();
+    void send(std::string what, std::string text, std::optional<result_handler> on_reply,
+              std::optional<text_handler> on_subscribed) {
+        outbox += text;
+        waiting.push_back(
+            {std::move(what), steady_clock::now() + timeout, std::move(on_reply), std::move(on_subscribed)});
+        arm_deadline();
+        flush();
     }
 
-    static void on_reply(redisAsyncContext* ac, void* reply, void* privdata) {
-        std::unique_ptr<pending_command> pending(static_cast<pending_command*>(privdata));
-        auto* self = static_cast<impl*>(ac->data);
-        self->deadlines.erase(pending->deadline_id);
-        redis_result result;
-        if (reply)
-            result.reply = copy_reply(*static_cast<redisReply*>(reply));
+    void flush() {
+        if (writing || outbox.empty() || ended) return;
+        writing = true;
+        sending = std::exchange(outbox, {});
+        auto done = [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+            self->writing = false;
+            if (self->ended) return;
+            if (ec) return self->fail("write: " + ec.message());
+            self->flush();
+        };
+        if (secure)
+            net::async_write(*secure, net::buffer(sending), std::move(done));
         else
-            result.failure = self->why(ac);
-        self->complete(std::move(pending->handler), std::move(result));
+            net::async_write(plain, net::buffer(sending), std::move(done));
     }
 
-    /** Every reply on the subscribed channel: the confirmation first, then the messages. */
-    static void on_subscription(redisAsyncContext* ac, void* reply, void* privdata) {
-        auto* self = static_cast<impl*>(privdata);
-        auto const* r = static_cast<redisReply*>(reply);
-        (void)ac;
-        if (!r) return; // the context is being freed; the cleanup hook reports it
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_string(r->element[0])) return;
-        std::string_view const kind(r->element[0]->str, r->element[0]->len);
-        if (kind == "subscribe") {
-            self->deadlines.erase(self->subscribe_deadline_id);
-            if (self->subscribe_waiter) self->complete(std::move(*self->subscribe_waiter), std::string());
-            self->subscribe_waiter.reset();
-        } else if (kind == "message" && is_string(r->element[1]) && is_string(r->element[2])) {
-            net::post(self->executor,
-                      [self = self->shared_from_this(),
-                       channel = std::string(r->element[1]->str, r->element[1]->len),
-                       payload = std::string(r->element[2]->str, r->element[2]->len)]() mutable {
-                          if (!self->closing && self->on_message)
-                              self->on_message(std::move(channel), std::move(payload));
-                      });
-        }
+    void arm_deadline() {
+        if (deadline_armed || waiting.empty() || ended) return;
+        deadline_armed = true;
+        deadline.expires_at(waiting.front().due);
+        deadline.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+            self->deadline_armed = false;
+            if (ec || self->ended || self->waiting.empty()) return;
+            if (self->waiting.front().due <= steady_clock::now()) {
+                // Bytes waiting in the socket are a reply whose read is queued behind this handler: a busy
+                // event loop is not a silent Redis. Look again in a moment.
+                boost::system::error_code available_ec;
+                if (self->lowest().available(available_ec) > 0 && !available_ec) {
+                    self->waiting.front().due = steady_clock::now() + std::chrono::milliseconds(10);
+                } else {
+                    auto const& what = self->waiting.front().what;
+                    return self->fail(what + " timed out after " + format_duration(self->timeout));
+                }
+            }
+            self->arm_deadline();
+        });
     }
 
-    /** Takes a fresh context and hooks it to the event loop. False (and the context freed) on failure. */
-    bool attach(redisAsyncContext* ac) {
-        boost::system::error_code ec;
-        socket.assign(ac->c.fd, ec);
-        if (ec) {
-            failure = "cannot watch the socket: " + ec.message();
-            redisAsyncFree(ac);
-            return false;
-        }
-        context = ac;
-        ac->data = this;
-        ac->ev.data = this;
-        ac->ev.addRead = &impl::add_read;
-        ac->ev.delRead = &impl::del_read;
-        ac->ev.addWrite = &impl::add_write;
-        ac->ev.delWrite = &impl::del_write;
-        ac->ev.cleanup = &impl::cleanup;
-        redisAsyncSetConnectCallback(ac, &impl::on_connect); // asks for a write event: connect(2) finished
-        return true;
-    }
-
-    /** Completes when hiredis reports connect(2) done, or with why the context went away first. */
-    net::awaitable<std::string> wait_connected() {
-        return net::async_initiate<decltype(net::use_awaitable), void(std::string)>(
-            [self = shared_from_this()](text_handler handler) {
-                if (self->context)
-                    self->connect_waiter.emplace(std::move(handler));
-                else
-                    self->complete(std::move(handler), self->failure);
-            },
-            net::use_awaitable);
-    }
-
-    void start_subscribe(std::string const& channel, text_handler handler) {
-        if (!context) {
-            complete(std::move(handler), why(nullptr));
+    /** One reply from Redis: the oldest waiting command's, or (subscribed) a message. */
+    void dispatch(redisReply const& raw) {
+        if (subscribed) {
+            if (raw.type == REDIS_REPLY_ARRAY && raw.elements == 3 &&
+                raw.element[0]->type == REDIS_REPLY_STRING &&
+                std::string_view(raw.element[0]->str, raw.element[0]->len) == "message" && on_message)
+                on_message(std::string(raw.element[1]->str, raw.element[1]->len),
+                           std::string(raw.element[2]->str, raw.element[2]->len));
             return;
         }
-        char const* argv[] = {"SUBSCRIBE", channel.c_str()};
-        std::size_t const lengths[] = {9, channel.size()};
-        subscribe_deadline_id = add_deadline("SUBSCRIBE");
-        if (redisAsyncCommandArgv(context, &impl::on_subscription, this, 2, argv, lengths) != REDIS_OK) {
-            deadlines.erase(subscribe_deadline_id);
-            complete(std::move(handler), std::string("cannot send SUBSCRIBE"));
-            return;
+        if (waiting.empty()) return fail("a reply nobody asked for");
+        auto p = std::move(waiting.front());
+        waiting.pop_front();
+        if (p.on_subscribed) {
+            auto const reply = copy_reply(raw);
+            if (reply.type == redis_reply::kind::error) {
+                complete(std::move(*p.on_subscribed), "SUBSCRIBE: " + reply.text);
+                return;
+            }
+            subscribed = true;
+            complete(std::move(*p.on_subscribed), std::string());
+        } else {
+            complete(std::move(*p.on_reply), redis_result{{}, copy_reply(raw)});
         }
-        subscribe_waiter.emplace(std::move(handler));
+        arm_deadline();
     }
 
-    void start_command(std::vector<std::string> const& args, result_handler handler) {
-        if (!context || args.empty()) {
-            complete(std::move(handler), redis_result{context           ? "empty command"
-                                                      : failure.empty() ? "not connected"
-                                                                        : failure,
-                                                      {}});
-            return;
+    net::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(net::mutable_buffer buffer) {
+        if (secure) return secure->async_read_some(buffer, use_nothrow);
+        return plain.async_read_some(buffer, use_nothrow);
+    }
+
+    /** Reads until the connection ends, feeding hiredis's reader and dispatching each whole reply. */
+    static net::awaitable<void> read_loop(std::shared_ptr<impl> self) {
+        std::array<char, 16 * 1024> buffer{};
+        for (;;) {
+            auto const [ec, size] = co_await self->read_some(net::buffer(buffer));
+            if (self->ended) co_return;
+            if (ec)
+                co_return self->fail(ec == net::error::eof || ec == net::ssl::error::stream_truncated
+                                         ? std::string("connection closed by Redis")
+                                         : ec.message());
+            if (redisReaderFeed(self->reader.get(), buffer.data(), size) != REDIS_OK)
+                co_return self->fail("protocol error");
+            for (;;) {
+                void* raw = nullptr;
+                if (redisReaderGetReply(self->reader.get(), &raw) != REDIS_OK)
+                    co_return self->fail(std::string("protocol error: ") + self->reader->errstr);
+                if (!raw) break;
+                std::unique_ptr<redisReply, reply_deleter> const reply(static_cast<redisReply*>(raw));
+                self->dispatch(*reply);
+                if (self->ended) co_return;
+            }
         }
-        std::vector<char const*> argv;
-        std::vector<std::size_t> lengths;
-        for (auto const& arg : args) {
-            argv.push_back(arg.data());
-            lengths.push_back(arg.size());
-        }
-        // Constructed with the handler: Boost 1.81's any_completion_handler recurses forever on move
-        // assignment.
-        std::unique_ptr<pending_command> pending(
-            new pending_command{add_deadline(args.front()), std::move(handler)});
-        if (redisAsyncCommandArgv(context, &impl::on_reply, pending.get(), static_cast<int>(argv.size()),
-                                  argv.data(), lengths.data()) != REDIS_OK) {
-            deadlines.erase(pending->deadline_id);
-            complete(std::move(pending->handler), redis_result{"cannot send " + args.front(), {}});
-            return;
-        }
-        pending.release(); // hiredis owns it until on_reply, which runs exactly once
     }
 };
 
-redis_client::redis_client(net::any_io_executor executor, duration timeout)
-    : impl_(std::make_shared<impl>(std::move(executor), timeout)) {
-    // hiredis writes with write(2), which raises SIGPIPE on a socket Redis has closed; the server's own
-    // sockets send with MSG_NOSIGNAL, so nothing in the process wants the signal.
-    static std::once_flag ignore_sigpipe;
-    std::call_once(ignore_sigpipe, [] { std::signal(SIGPIPE, SIG_IGN); });
+namespace {
+
+/** Closes `socket` if the step it guards is not done within `limit`; expired() says whether it did. */
+class step_deadline {
+public:
+    step_deadline(net::any_io_executor executor, net::ip::tcp::socket& socket, duration limit)
+        : timer_(executor)
+        , expired_(std::make_shared<bool>(false)) {
+        timer_.expires_after(limit);
+        timer_.async_wait([&socket, expired = expired_](boost::system::error_code ec) {
+            if (ec) return;
+            *expired = true;
+            boost::system::error_code ignored;
+            socket.close(ignored);
+        });
+    }
+    ~step_deadline() { timer_.cancel(); }
+    step_deadline(step_deadline const&) = delete;
+    step_deadline& operator=(step_deadline const&) = delete;
+    bool expired() const noexcept { return *expired_; }
+
+private:
+    net::steady_timer timer_;
+    std::shared_ptr<bool> expired_;
+};
+
+} // namespace
+
+redis_client::redis_client(net::any_io_executor executor, duration timeout, net::ssl::context* tls)
+    : impl_(std::make_shared<impl>(std::move(executor), timeout, tls)) {
 }
 
 redis_client::~redis_client() {
@@ -350,13 +294,22 @@ redis_client::~redis_client() {
 
 net::awaitable<std::string> redis_client::connect(redis_endpoint const& to) {
     auto const self = impl_;
-    if (self->context || self->closing || !self->failure.empty()) co_return "already used";
+    if (self->up || self->ended || self->lowest().is_open()) co_return "already used";
+    auto why = co_await open(self, to);
+    if (why.empty()) co_return why;
+    self->fail(why); // one-shot: nothing more on this client
+    co_return self->closing ? std::string("closed") : why;
+}
 
-    // hiredis would resolve a name with a blocking getaddrinfo: resolve it here, bounded, and hand over
-    // the address.
+net::awaitable<std::string> redis_client::open(std::shared_ptr<impl> self, redis_endpoint const& to) {
+    if (to.tls && !self->tls_context) co_return "TLS (rediss://) without a TLS context";
+    auto const where = to.host + ":" + std::to_string(to.port);
+
+    // An address is used as it is; a name is resolved here, bounded.
     boost::system::error_code ec;
     auto address = net::ip::make_address(to.host, ec);
-    if (ec) {
+    bool const host_is_address = !ec;
+    if (!host_is_address) {
         auto resolver = std::make_shared<net::ip::tcp::resolver>(self->executor);
         net::steady_timer limit(self->executor);
         limit.expires_after(self->timeout);
@@ -380,17 +333,38 @@ net::awaitable<std::string> redis_client::connect(redis_endpoint const& to) {
     }
     if (self->closing) co_return "closed";
 
-    auto* const ac = redisAsyncConnect(address.to_string().c_str(), to.port);
-    if (!ac) co_return "out of memory";
-    if (ac->err) {
-        std::string const why = ac->errstr;
-        redisAsyncFree(ac);
-        co_return why;
+    net::ip::tcp::endpoint const target(address, to.port);
+    {
+        step_deadline const limit(self->executor, self->plain, self->timeout);
+        auto const [connect_ec] = co_await self->plain.async_connect(target, use_nothrow);
+        if (self->closing) co_return "closed";
+        if (limit.expired())
+            co_return "connect to " + where + " timed out after " + format_duration(self->timeout);
+        if (connect_ec) co_return "connect to " + where + ": " + connect_ec.message();
     }
-    if (!self->attach(ac)) co_return self->failure;
-    self->connect_deadline_id = self->add_deadline("connect");
-    auto const connected = co_await self->wait_connected();
-    if (!connected.empty()) co_return connected;
+    self->plain.set_option(net::ip::tcp::no_delay(true), ec);
+
+    if (to.tls) {
+        self->secure.emplace(std::move(self->plain), *self->tls_context);
+        auto& tls = *self->secure;
+        // SNI for a name (never for an address), and the certificate must be the host's.
+        if (!host_is_address) // SSL_set_tlsext_host_name, without the macro's C cast
+            SSL_ctrl(tls.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                     const_cast<char*>(to.host.c_str()));
+        tls.set_verify_mode(net::ssl::verify_peer);
+        tls.set_verify_callback(net::ssl::host_name_verification(to.host));
+        step_deadline const limit(self->executor, self->lowest(), self->timeout);
+        auto const [handshake_ec] = co_await tls.async_handshake(net::ssl::stream_base::client, use_nothrow);
+        if (self->closing) co_return "closed";
+        if (limit.expired())
+            co_return "TLS handshake with " + where + " timed out after " + format_duration(self->timeout);
+        if (handshake_ec)
+            co_return "TLS handshake with " + where + ": " + handshake_ec.message() +
+                (handshake_ec == net::ssl::error::stream_truncated || handshake_ec == net::error::eof
+                     ? std::string()
+                     : std::string(" (a plain port? it takes redis://)"));
+    }
+    net::co_spawn(self->executor, impl::read_loop(self), net::detached);
 
     std::vector<std::vector<std::string>> login;
     if (!to.password.empty()) {
@@ -403,15 +377,16 @@ net::awaitable<std::string> redis_client::connect(redis_endpoint const& to) {
     login.push_back({"PING"});
     for (auto& args : login) {
         auto const name = args.front();
-        auto const result = co_await command(std::move(args));
-        if (!result.ok()) co_return result.failure;
-        if (result.reply.type == redis_reply::kind::error) {
-            auto why = name + ": " + result.reply.text;
-            self->fail(why);
-            co_return why;
+        auto const result = co_await send_command(self, std::move(args));
+        if (!result.ok()) {
+            // Redis drops a connection that speaks plain RESP to its TLS port.
+            if (!to.tls && result.failure == "connection closed by Redis")
+                co_return result.failure + " during " + name + " (a TLS port? it takes rediss://)";
+            co_return result.failure;
         }
+        if (result.reply.type == redis_reply::kind::error) co_return name + ": " + result.reply.text;
     }
-    if (!self->context) co_return self->why(nullptr);
+    if (self->ended) co_return self->failure;
     self->up = true;
     co_return std::string();
 }
@@ -420,9 +395,22 @@ net::awaitable<std::string> redis_client::connect(redis_endpoint const& to) {
 // (PR 99576).
 
 net::awaitable<redis_result> redis_client::command(std::vector<std::string> args) {
+    return send_command(impl_, std::move(args));
+}
+
+net::awaitable<redis_result> redis_client::send_command(std::shared_ptr<impl> self,
+                                                        std::vector<std::string> args) {
     return net::async_initiate<decltype(net::use_awaitable), void(redis_result)>(
-        [self = impl_, args = std::move(args)](result_handler handler) {
-            self->start_command(args, std::move(handler));
+        [self = std::move(self), args = std::move(args)](result_handler handler) {
+            if (self->ended || !self->lowest().is_open() || args.empty()) {
+                auto const why = args.empty()             ? std::string("empty command")
+                                 : !self->failure.empty() ? self->failure
+                                                          : std::string("not connected");
+                return self->complete(std::move(handler), redis_result{why, {}});
+            }
+            if (self->subscribed)
+                return self->complete(std::move(handler), redis_result{"subscribed: no commands", {}});
+            self->send(args.front(), format_command(args), std::move(handler), std::nullopt);
         },
         net::use_awaitable);
 }
@@ -431,7 +419,11 @@ net::awaitable<std::string> redis_client::subscribe(std::string channel, message
     impl_->on_message = std::move(on_message);
     return net::async_initiate<decltype(net::use_awaitable), void(std::string)>(
         [self = impl_, channel = std::move(channel)](text_handler handler) {
-            self->start_subscribe(channel, std::move(handler));
+            if (self->ended || !self->up)
+                return self->complete(std::move(handler),
+                                      self->failure.empty() ? std::string("not connected") : self->failure);
+            std::vector<std::string> const args{"SUBSCRIBE", channel};
+            self->send("SUBSCRIBE", format_command(args), std::nullopt, std::move(handler));
         },
         net::use_awaitable);
 }

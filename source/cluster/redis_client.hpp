@@ -5,6 +5,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,16 +30,17 @@ struct redis_result {
 };
 
 /**
- * One connection to Redis through hiredis's asynchronous API, driven by the caller's executor: the socket
- * hiredis owns is watched with a stream_descriptor (released, never closed), and hiredis reads and writes
- * only when Asio says it can, so there is no thread of its own and no blocking call. A host name is
- * resolved with Asio's resolver; an address is used as it is.
+ * One connection to Redis, plain TCP or TLS (`rediss://`), on Asio: the socket and any TLS layer are Asio's
+ * (`ssl::stream`, as for the server's own `wss://`), and hiredis is only the RESP writer and reader
+ * (redisFormatCommandArgv, redisReader), so there is no thread of its own, no blocking call and no I/O in
+ * hiredis. A host name is resolved with Asio's resolver; an address is used as it is. Over TLS the server's
+ * certificate is verified against the context's trust store and the host name (SNI is sent for a name).
  *
- * Nothing waits on Redis unboundedly: the connect, every command and a subscription's confirmation must
- * be answered within `timeout`, or the connection is dropped and everything pending fails. Completions,
- * messages and the loss are posted, never run inside hiredis. One-shot: once lost or closed it stays so,
- * and a new client reconnects. Single-threaded: use it from its executor only (a strand if the
- * io_context runs on several threads).
+ * Nothing waits on Redis unboundedly: resolving, connecting, the TLS handshake, every command and a
+ * subscription's confirmation must be done within `timeout`, or the connection is dropped and everything
+ * pending fails. Commands are pipelined and answered in order. Completions, messages and the loss are
+ * posted. One-shot: once lost or closed it stays so, and a new client reconnects. Single-threaded: use it
+ * from its executor only (a strand if the io_context runs on several threads).
  */
 class redis_client {
 public:
@@ -47,14 +49,15 @@ public:
     /** Why a connected client ended: Redis closed it, an I/O error, a timeout. */
     using lost_handler = std::function<void(std::string why)>;
 
-    redis_client(net::any_io_executor executor, duration timeout);
+    /** `tls`: the context for a `rediss://` endpoint (it must outlive the client); null: plain TCP only. */
+    redis_client(net::any_io_executor executor, duration timeout, net::ssl::context* tls = nullptr);
     /** Closes the connection; pending commands fail with "closed". */
     ~redis_client();
     redis_client(redis_client const&) = delete;
     redis_client& operator=(redis_client const&) = delete;
 
-    /** Connects, then AUTH and SELECT as `to` asks, then PING: returns once Redis has answered, with an
-     * empty string, or why it could not. */
+    /** Connects (and completes the TLS handshake for `rediss://`), then AUTH and SELECT as `to` asks, then
+     * PING: returns once Redis has answered, with an empty string, or why it could not. */
     net::awaitable<std::string> connect(redis_endpoint const& to);
 
     /** One command, its arguments sent binary-safe. */
@@ -75,7 +78,12 @@ public:
 
 private:
     struct impl;
-    std::shared_ptr<impl> impl_; // shared with the socket waits and timers still queued after a close
+    /** connect() but for the one-shot rule: every step to a usable connection, or why it failed. */
+    static net::awaitable<std::string> open(std::shared_ptr<impl> self, redis_endpoint const& to);
+    static net::awaitable<redis_result> send_command(std::shared_ptr<impl> self,
+                                                     std::vector<std::string> args);
+
+    std::shared_ptr<impl> impl_; // shared with the reads, writes and timers still queued after a close
 };
 
 } // namespace wolf

@@ -14,6 +14,7 @@ struct redis_endpoint {
     std::string username; // Redis 6 ACL user; empty: AUTH with the password alone
     std::string password; // empty: no AUTH
     unsigned db = 0;      // SELECT unless 0
+    bool tls = false;     // rediss://: TLS, the server's certificate verified
 
     /** The URL again with the password replaced by `***`: what logs and --print-config show. */
     std::string display() const;

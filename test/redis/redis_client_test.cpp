@@ -1,5 +1,5 @@
 #define BOOST_TEST_MODULE redis_client
-// The hiredis adapter against a real redis-server: replies of every kind and in order, subscriptions,
+// The Redis client against a real redis-server: replies of every kind and in order, subscriptions,
 // AUTH and SELECT from the URL, and every way a connection ends (refused, stopped, killed, closed), each
 // bounded by the timeout and reported once.
 #include "cluster/redis_client.hpp"
