@@ -11,6 +11,15 @@
 namespace wolf {
 namespace {
 
+cluster_options cluster_options_for(config const& cfg, std::shared_ptr<net::ssl::context> tls) {
+    cluster_options options;
+    options.redis = *cfg.redis;
+    options.interval = cfg.interval;
+    options.history = cfg.history;
+    options.tls = std::move(tls);
+    return options;
+}
+
 /**
  * This node's membership of a cluster as a broadcast source: every message on the cluster's channel (the
  * leader's ticks, with their cluster-wide numbers, and operators' messages from any node) goes to the
@@ -19,10 +28,10 @@ namespace {
  */
 class cluster_source final : public broadcast_source {
 public:
-    cluster_source(net::any_io_executor executor, config const& cfg, quote_deck& deck, broadcaster& target)
+    cluster_source(net::any_io_executor executor, config const& cfg, std::shared_ptr<net::ssl::context> tls,
+                   quote_deck& deck, broadcaster& target)
         : member_(
-              std::move(executor), cluster_options{*cfg.redis, cfg.interval, {}, {}, cfg.history},
-              [&deck] { return deck.next(); },
+              std::move(executor), cluster_options_for(cfg, std::move(tls)), [&deck] { return deck.next(); },
               [this, &target](cluster_message m) { deliver(target, std::move(m)); }) {}
 
     net::awaitable<void> run() override { return member_.run(); }
@@ -63,8 +72,10 @@ std::size_t broadcaster_capacity(config const& cfg) noexcept {
 }
 
 std::unique_ptr<broadcast_source> make_broadcast_source(net::any_io_executor executor, config const& cfg,
+                                                        std::shared_ptr<net::ssl::context> redis_tls,
                                                         quote_deck& deck, broadcaster& target) {
-    if (cfg.redis) return std::make_unique<cluster_source>(std::move(executor), cfg, deck, target);
+    if (cfg.redis)
+        return std::make_unique<cluster_source>(std::move(executor), cfg, std::move(redis_tls), deck, target);
     return std::make_unique<ticker>(std::move(executor), target, deck, cfg.interval);
 }
 

@@ -5,6 +5,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <string>
 
@@ -56,6 +57,7 @@ std::size_t broadcaster_capacity(config const& cfg) noexcept;
  * `deck` and `target` must outlive it.
  */
 std::unique_ptr<broadcast_source> make_broadcast_source(net::any_io_executor executor, config const& cfg,
+                                                        std::shared_ptr<net::ssl::context> redis_tls,
                                                         quote_deck& deck, broadcaster& target);
 
 } // namespace wolf

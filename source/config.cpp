@@ -60,6 +60,9 @@ struct setting {
     std::string_view needs = {};      // another setting that must be given with this one
     std::string_view secret = {};     // what show() masks ("the token"): such a value does not read back
     std::function<bool(config const&)> masks = {}; // whether show() masked a secret in this value
+    /** Once every setting is read: why this one's value does not fit the others ("is for ..."; empty: it
+     * does). */
+    std::function<std::string(config const&)> fits = {};
 };
 
 // The kinds of value, each read and shown one way; the bounds are the row's.
@@ -186,8 +189,8 @@ setting admin_token() {
 /** --redis: a URL whose password is never printed, not even in an error. */
 setting redis() {
     return {.name = "redis",
-            .help = "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]: run as one node of a cluster sharing one "
-                    "broadcast",
+            .help = "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS): run as one node of a "
+                    "cluster sharing one broadcast",
             .read =
                 [](config& cfg, std::string const& value, std::string const& where) {
                     auto parsed = parse_redis_url(value);
@@ -204,6 +207,27 @@ setting redis() {
             .unset = "unset: a single node",
             .secret = "the password",
             .masks = [](config const& cfg) { return cfg.redis && !cfg.redis->password.empty(); }};
+}
+
+/** A file for a rediss:// --redis: a path that is meaningless with a plain redis:// one. */
+setting redis_tls_file(std::string_view name, std::string redis_tls_files::*field, std::string_view unset,
+                       std::string_view help) {
+    setting row{name, help,
+                [field](config& cfg, std::string const& value, std::string const& where) {
+                    if (value.empty()) throw bad_option_value(where, value, "a file name");
+                    cfg.redis_tls.*field = value;
+                },
+                [field](config const& cfg) -> std::optional<std::string> {
+                    if ((cfg.redis_tls.*field).empty()) return std::nullopt;
+                    return cfg.redis_tls.*field;
+                }};
+    row.value_name = "FILE";
+    row.unset = unset;
+    row.fits = [](config const& cfg) -> std::string {
+        if (cfg.redis && cfg.redis->tls) return {};
+        return "is for a TLS Redis (--redis rediss://...)";
+    };
+    return row;
 }
 
 /** Every setting, in the order --help and --print-config list them. Adding a setting is adding a row. */
@@ -251,6 +275,15 @@ std::vector<setting> const& settings() {
                         "tls-cert"),
             admin_token(),
             redis(),
+            redis_tls_file("redis-tls-ca", &redis_tls_files::ca, "unset: the system's certificate store",
+                           "PEM certificates that a rediss:// Redis's certificate must chain to"),
+            paired_with(
+                redis_tls_file("redis-tls-cert", &redis_tls_files::cert, "unset: no client certificate",
+                               "PEM client certificate (chain) for a rediss:// Redis that asks for one"),
+                "redis-tls-key"),
+            paired_with(redis_tls_file("redis-tls-key", &redis_tls_files::key, "unset: no client certificate",
+                                       "PEM private key for --redis-tls-cert"),
+                        "redis-tls-cert"),
         };
         return rows;
     }();
@@ -434,6 +467,10 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
                 throw po::error(from.label(name) + " needs --" + std::string(row.needs) + " too");
             row.read(cfg, vm[name].as<std::string>(), from.label(name));
         }
+        for (auto const& row : settings())
+            if (row.fits && vm.count(std::string(row.name)))
+                if (auto const why = row.fits(cfg); !why.empty())
+                    throw po::error(from.label(row.name) + " " + why);
 
         if (vm.count("print-config")) return {std::nullopt, 0, render_config(cfg, from)};
         return {std::move(cfg), 0, {}};

@@ -1,6 +1,7 @@
 // wolf-wisdom: options -> quotes, assets and TLS context -> io_context -> signals -> server.
 
 #include "assets.hpp"
+#include "cluster/redis_tls.hpp"
 #include "config.hpp"
 #include "quote_deck.hpp"
 #include "server.hpp"
@@ -57,12 +58,20 @@ int main(int argc, char* argv[]) {
         tls.emplace(std::get<net::ssl::context>(std::move(loaded)));
     }
 
+    std::shared_ptr<net::ssl::context> redis_tls;
+    if (cfg.redis && cfg.redis->tls) {
+        auto made = make_redis_tls_context(cfg.redis_tls);
+        if (auto const* error = std::get_if<std::string>(&made)) return fail(2, *error);
+        redis_tls = std::get<std::shared_ptr<net::ssl::context>>(std::move(made));
+    }
+
     net::io_context ioc{1};
     auto const host = cfg.host;
     auto const port = cfg.port;
     auto const affinity = cfg.cpu_affinity;
     server srv(ioc.get_executor(), std::move(cfg), std::get<asset_store>(std::move(assets)),
-               quote_deck(std::get<std::vector<std::string>>(std::move(quotes))), tls ? &*tls : nullptr);
+               quote_deck(std::get<std::vector<std::string>>(std::move(quotes))), tls ? &*tls : nullptr,
+               std::move(redis_tls));
     // Installed before the server announces itself, so a signal sent as soon as it listens is handled.
     net::signal_set signals(ioc, SIGINT, SIGTERM);
     try {

@@ -41,9 +41,10 @@ net::awaitable<void> run_on(shard& target, Action action) {
 } // namespace
 
 struct server::impl {
-    impl(net::any_io_executor ex, config cfg, asset_store assets, quote_deck quotes, net::ssl::context* tls)
+    impl(net::any_io_executor ex, config cfg, asset_store assets, quote_deck quotes, net::ssl::context* tls,
+         std::shared_ptr<net::ssl::context> redis_tls)
         : executor(ex)
-        , state(std::move(cfg), std::move(assets), tls)
+        , state(std::move(cfg), std::move(assets), tls, std::move(redis_tls))
         , deck(std::move(quotes))
         , acceptor(ex)
         , drained(ex) {
@@ -63,7 +64,7 @@ struct server::impl {
         }
         broadcast = std::make_unique<broadcaster>(ex, std::move(targets), state.stats, state.pools, epoch,
                                                   broadcaster_capacity(state.cfg));
-        source = make_broadcast_source(ex, state.cfg, deck, *broadcast);
+        source = make_broadcast_source(ex, state.cfg, state.redis_tls, deck, *broadcast);
         state.source = source.get();
     }
 
@@ -96,9 +97,9 @@ struct server::impl {
 };
 
 server::server(net::any_io_executor executor, config cfg, asset_store assets, quote_deck deck,
-               net::ssl::context* tls)
+               net::ssl::context* tls, std::shared_ptr<net::ssl::context> redis_tls)
     : impl_(std::make_unique<impl>(std::move(executor), std::move(cfg), std::move(assets), std::move(deck),
-                                   tls)) {
+                                   tls, std::move(redis_tls))) {
 }
 
 server::~server() = default;

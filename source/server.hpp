@@ -26,9 +26,9 @@ class broadcaster;
 class server {
 public:
     /** With `tls` (which must outlive the server) the port speaks only HTTPS and wss://; without it, plain
-     * HTTP and ws://. */
+     * HTTP and ws://. `redis_tls` is the context for a rediss:// --redis (make_redis_tls_context). */
     server(net::any_io_executor executor, config cfg, asset_store assets, quote_deck deck,
-           net::ssl::context* tls = nullptr);
+           net::ssl::context* tls = nullptr, std::shared_ptr<net::ssl::context> redis_tls = nullptr);
     ~server();
     server(server const&) = delete;
     server& operator=(server const&) = delete;

@@ -9,7 +9,9 @@
 
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_set>
 
@@ -32,14 +34,17 @@ protected:
  * member is immutable, atomic, or set before the event-loop threads start.
  */
 struct server_state {
-    server_state(config c, asset_store a, net::ssl::context* t = nullptr)
+    server_state(config c, asset_store a, net::ssl::context* t = nullptr,
+                 std::shared_ptr<net::ssl::context> r = nullptr)
         : cfg(std::move(c))
         , assets(std::move(a))
-        , tls(t) {}
+        , tls(t)
+        , redis_tls(std::move(r)) {}
 
     config const cfg;
     asset_store const assets;
     net::ssl::context* const tls; // null: plain HTTP and ws://; else only HTTPS and wss:// on the port
+    std::shared_ptr<net::ssl::context> const redis_tls; // for a rediss:// --redis; null otherwise
     metrics stats;
     pool_counts pools;
 

@@ -241,6 +241,23 @@ BOOST_AUTO_TEST_CASE(unusable_tls_files_exit_2_with_one_line_before_listening) {
     check_usage_error({"--tls-cert", cert_file}, "--tls-key");
 }
 
+BOOST_AUTO_TEST_CASE(unusable_redis_tls_files_exit_2_with_one_line_before_listening) {
+    test_certificate const cert;
+    auto const missing = (cert.dir() / "missing.pem").string();
+    auto const garbage = (cert.dir() / "garbage.pem").string();
+    std::ofstream(garbage) << "not a PEM file\n";
+    std::string const tls_redis = "rediss://127.0.0.1:6390";
+    check_usage_error({"--redis", tls_redis, "--redis-tls-ca", missing},
+                      "--redis-tls-ca: cannot load '" + missing + "': ");
+    check_usage_error({"--redis", tls_redis, "--redis-tls-ca", garbage},
+                      "--redis-tls-ca: cannot load '" + garbage + "': ");
+    check_usage_error(
+        {"--redis", tls_redis, "--redis-tls-cert", cert.cert().string(), "--redis-tls-key", missing},
+        "--redis-tls-key: cannot load '" + missing + "': ");
+    check_usage_error({"--redis", "redis://127.0.0.1:6390", "--redis-tls-ca", cert.cert().string()},
+                      "--redis-tls-ca is for a TLS Redis (--redis rediss://...)");
+}
+
 BOOST_AUTO_TEST_CASE(tls_flags_make_the_port_serve_https) {
     test_certificate const cert;
     child_process server({binary, "--host", "127.0.0.1", "--port", "0", "--tls-cert", cert.cert().string(),

@@ -502,11 +502,26 @@ BOOST_AUTO_TEST_CASE(port_and_database_default_and_ipv6_and_users_are_read) {
     BOOST_TEST(acl.display() == "redis://wolf:***@h:1/0");
 }
 
+BOOST_AUTO_TEST_CASE(rediss_is_tls_and_takes_a_ca_and_a_client_certificate) {
+    auto const result = parse({"--redis", "rediss://:pw@redis.example:6380/1", "--redis-tls-ca", "ca.pem",
+                               "--redis-tls-cert", "c.pem", "--redis-tls-key", "k.pem"});
+    BOOST_REQUIRE(result.cfg.has_value());
+    BOOST_TEST(result.cfg->redis->tls);
+    BOOST_TEST(result.cfg->redis->display() == "rediss://:***@redis.example:6380/1");
+    BOOST_TEST(result.cfg->redis_tls.ca == "ca.pem");
+    BOOST_TEST(result.cfg->redis_tls.cert == "c.pem");
+    BOOST_TEST(result.cfg->redis_tls.key == "k.pem");
+    BOOST_TEST(!std::get<redis_endpoint>(parse_redis_url("redis://h")).tls);
+    check_rejected({"--redis", "redis://h", "--redis-tls-ca", "ca.pem"}, "--redis-tls-ca");
+    check_rejected({"--redis-tls-ca", "ca.pem"}, "--redis-tls-ca");
+    check_rejected({"--redis", "rediss://h", "--redis-tls-cert", "c.pem"}, "--redis-tls-cert");
+    check_rejected({"--redis", "rediss://h", "--redis-tls-key", "k.pem"}, "--redis-tls-key");
+}
+
 static char const* const bad_redis_urls[] = {
     "",
     "127.0.0.1:6379",
     "http://127.0.0.1:6379",
-    "rediss://127.0.0.1:6379",
     "redis://",
     "redis://:6379",
     "redis://h:0",

@@ -315,8 +315,8 @@ net::awaitable<void> cluster::publish(std::string text) {
 
 net::awaitable<std::string> cluster::open() {
     lost_.clear();
-    commands_ = std::make_shared<redis_client>(executor_, timeout_);
-    subscriber_ = std::make_shared<redis_client>(executor_, timeout_);
+    commands_ = std::make_shared<redis_client>(executor_, timeout_, options_.tls.get());
+    subscriber_ = std::make_shared<redis_client>(executor_, timeout_, options_.tls.get());
     auto const commands = commands_;
     auto const subscriber = subscriber_;
     commands->on_lost([this](std::string why) { connection_lost(std::move(why)); });

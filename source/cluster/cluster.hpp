@@ -6,6 +6,7 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
@@ -48,6 +49,7 @@ struct cluster_options {
     std::string node_id;       // empty: "<hostname>-<pid>-<random>"
     duration timeout{0};       // for every Redis operation; 0: the interval, at least 500 ms and at most 2 s
     std::size_t history = 100; // broadcasts the stream keeps (about), and a starting node reads back
+    std::shared_ptr<net::ssl::context> tls; // for a rediss:// endpoint (make_redis_tls_context)
 };
 
 /**

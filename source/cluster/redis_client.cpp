@@ -18,6 +18,8 @@
 #include <boost/asio/write.hpp>
 #include <deque>
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <optional>
 #include <utility>
 
@@ -240,6 +242,8 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
             if (ec)
                 co_return self->fail(ec == net::error::eof || ec == net::ssl::error::stream_truncated
                                          ? std::string("connection closed by Redis")
+                                     : ec == net::error::connection_reset
+                                         ? std::string("connection reset by Redis")
                                          : ec.message());
             if (redisReaderFeed(self->reader.get(), buffer.data(), size) != REDIS_OK)
                 co_return self->fail("protocol error");
@@ -356,13 +360,19 @@ net::awaitable<std::string> redis_client::open(std::shared_ptr<impl> self, redis
         step_deadline const limit(self->executor, self->lowest(), self->timeout);
         auto const [handshake_ec] = co_await tls.async_handshake(net::ssl::stream_base::client, use_nothrow);
         if (self->closing) co_return "closed";
+        // A plain port answers a ClientHello with RESP, or waits for the end of a line that never comes.
+        std::string const plain_port_hint = " (a plain port? it takes redis://)";
         if (limit.expired())
-            co_return "TLS handshake with " + where + " timed out after " + format_duration(self->timeout);
-        if (handshake_ec)
+            co_return "TLS handshake with " + where + " timed out after " + format_duration(self->timeout) +
+                plain_port_hint;
+        if (handshake_ec) {
+            bool const refused_certificate =
+                handshake_ec.category() == net::error::get_ssl_category() &&
+                ERR_GET_REASON(static_cast<unsigned long>(handshake_ec.value())) ==
+                    SSL_R_CERTIFICATE_VERIFY_FAILED;
             co_return "TLS handshake with " + where + ": " + handshake_ec.message() +
-                (handshake_ec == net::ssl::error::stream_truncated || handshake_ec == net::error::eof
-                     ? std::string()
-                     : std::string(" (a plain port? it takes redis://)"));
+                (refused_certificate ? std::string() : plain_port_hint);
+        }
     }
     net::co_spawn(self->executor, impl::read_loop(self), net::detached);
 
@@ -380,7 +390,7 @@ net::awaitable<std::string> redis_client::open(std::shared_ptr<impl> self, redis
         auto const result = co_await send_command(self, std::move(args));
         if (!result.ok()) {
             // Redis drops a connection that speaks plain RESP to its TLS port.
-            if (!to.tls && result.failure == "connection closed by Redis")
+            if (!to.tls && result.failure.starts_with("connection ") && result.failure.ends_with(" by Redis"))
                 co_return result.failure + " during " + name + " (a TLS port? it takes rediss://)";
             co_return result.failure;
         }

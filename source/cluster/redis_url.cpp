@@ -8,6 +8,7 @@ namespace wolf {
 namespace {
 
 constexpr std::string_view scheme = "redis://";
+constexpr std::string_view tls_scheme = "rediss://";
 
 bool starts_with_nocase(std::string_view text, std::string_view prefix) {
     if (text.size() < prefix.size()) return false;
@@ -45,7 +46,7 @@ std::optional<Number> whole_number(std::string_view text, Number max) {
 } // namespace
 
 std::string redis_endpoint::display() const {
-    std::string url(scheme);
+    std::string url(tls ? tls_scheme : scheme);
     if (!password.empty()) url += username + ":***@";
     url += host.find(':') != std::string::npos ? "[" + host + "]" : host;
     url += ':' + std::to_string(port) + '/' + std::to_string(db);
@@ -53,11 +54,12 @@ std::string redis_endpoint::display() const {
 }
 
 std::variant<redis_endpoint, std::string> parse_redis_url(std::string_view text) {
-    if (starts_with_nocase(text, "rediss://")) return std::string("TLS (rediss://) is not supported");
-    if (!starts_with_nocase(text, scheme))
-        return std::string("it must start with redis:// (redis://[:PASSWORD@]HOST[:PORT][/DB])");
-    auto rest = text.substr(scheme.size());
     redis_endpoint endpoint;
+    endpoint.tls = starts_with_nocase(text, tls_scheme);
+    if (!endpoint.tls && !starts_with_nocase(text, scheme))
+        return std::string(
+            "it must start with redis:// or rediss:// (TLS): redis://[:PASSWORD@]HOST[:PORT][/DB]");
+    auto rest = text.substr(endpoint.tls ? tls_scheme.size() : scheme.size());
 
     // The last '@' ends the user information, so a password may hold an unencoded '@' or '/'.
     if (auto const at = rest.rfind('@'); at != std::string_view::npos) {

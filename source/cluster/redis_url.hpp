@@ -20,10 +20,17 @@ struct redis_endpoint {
     std::string display() const;
 };
 
+/** What a `rediss://` connection trusts and shows: --redis-tls-ca, --redis-tls-cert, --redis-tls-key. */
+struct redis_tls_files {
+    std::string ca;   // PEM certificates to trust; empty: the system's store
+    std::string cert; // PEM client certificate (chain), for a Redis with tls-auth-clients; empty: none
+    std::string key;  // its PEM private key
+};
+
 /**
- * Reads `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (user and password percent-decoded, an IPv6 host in
- * brackets, port 6379 and database 0 by default). Returns the endpoint, or the reason the text is not one,
- * in words that never repeat the password.
+ * Reads `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`, or `rediss://` for TLS (user and password
+ * percent-decoded, an IPv6 host in brackets, port 6379 and database 0 by default). Returns the endpoint, or
+ * the reason the text is not one, in words that never repeat the password.
  */
 std::variant<redis_endpoint, std::string> parse_redis_url(std::string_view text);
 

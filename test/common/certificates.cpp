@@ -21,7 +21,9 @@ test_certificate::test_certificate() {
     BOOST_REQUIRE_MESSAGE(::mkdtemp(pattern.data()) != nullptr, "mkdtemp " << pattern);
     dir_ = pattern;
     run_openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                 "-days", "1", "-subj", "/CN=localhost", "-keyout", key().string(), "-out", cert().string()});
+                 "-days", "1", "-subj", "/CN=localhost", "-addext",
+                 "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key().string(), "-out",
+                 cert().string()});
 }
 
 test_certificate::~test_certificate() {

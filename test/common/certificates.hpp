@@ -13,8 +13,8 @@ namespace wolf::test {
 void run_openssl(std::vector<std::string> args);
 
 /**
- * A fresh self-signed certificate for CN=localhost (EC P-256, one day) and its key, made with the openssl
- * CLI in a new temporary directory that goes away with this object.
+ * A fresh self-signed certificate for CN=localhost (names localhost and 127.0.0.1; EC P-256, one day) and its
+ * key, made with the openssl CLI in a new temporary directory that goes away with this object.
  */
 class test_certificate {
 public:

@@ -24,9 +24,10 @@ std::uint16_t free_port() {
     return ntohs(address.sin_port);
 }
 
-redis_server::redis_server(std::vector<std::string> extra_args)
+redis_server::redis_server(std::vector<std::string> extra_args, std::optional<redis_tls_port> tls)
     : binary_(find_program("redis-server"))
-    , extra_args_(std::move(extra_args)) {
+    , extra_args_(std::move(extra_args))
+    , tls_(std::move(tls)) {
     BOOST_REQUIRE_MESSAGE(!binary_.empty(),
                           "redis-server is not on PATH: `scripts/install-deps --test` installs it (Debian "
                           "package redis-server)");
@@ -44,6 +45,11 @@ void redis_server::start() {
         binary_,      "--port", std::to_string(port_), "--bind", "127.0.0.1",   "-::1",
         "--save",     "",       "--appendonly",        "no",     "--daemonize", "no",
         "--loglevel", "notice", "--protected-mode",    "no"};
+    if (tls_)
+        argv.insert(argv.end(),
+                    {"--port", "0", "--tls-port", std::to_string(port_), "--tls-cert-file",
+                     tls_->cert.string(), "--tls-key-file", tls_->key.string(), "--tls-ca-cert-file",
+                     tls_->ca.string(), "--tls-auth-clients", tls_->auth_clients ? "yes" : "no"});
     argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
     auto candidate = std::make_unique<child_process>(argv);
     if (candidate->wait_for_line("Ready to accept connections", 10s)) {
@@ -54,7 +60,8 @@ void redis_server::start() {
 }
 
 std::string redis_server::url(unsigned db) const {
-    return "redis://127.0.0.1:" + std::to_string(port_) + "/" + std::to_string(db);
+    return (tls_ ? "rediss://127.0.0.1:" : "redis://127.0.0.1:") + std::to_string(port_) + "/" +
+           std::to_string(db);
 }
 
 void redis_server::pause() {

@@ -5,11 +5,21 @@
 #include "common/binary.hpp"
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace wolf::test {
+
+/** A redis-server whose port speaks TLS only. */
+struct redis_tls_port {
+    std::filesystem::path cert; // the server's certificate and key
+    std::filesystem::path key;
+    std::filesystem::path ca;  // whom it trusts for client certificates
+    bool auth_clients = false; // true: a client must show a certificate that chains to `ca`
+};
 
 /**
  * redis-server (Debian's package, found on PATH) on 127.0.0.1 and a free port, with no persistence: nothing
@@ -18,11 +28,12 @@ namespace wolf::test {
  */
 class redis_server {
 public:
-    /** Starts it with these extra arguments (e.g. {"--requirepass", "..."}); fails the test if it cannot. */
-    explicit redis_server(std::vector<std::string> extra_args = {});
+    /** Starts it with these extra arguments (e.g. {"--requirepass", "..."}), its port speaking TLS if `tls`
+     * is given; fails the test if it cannot. */
+    explicit redis_server(std::vector<std::string> extra_args = {}, std::optional<redis_tls_port> tls = {});
 
     std::uint16_t port() const noexcept { return port_; }
-    /** "redis://127.0.0.1:PORT/DB". */
+    /** "redis://127.0.0.1:PORT/DB", or rediss:// for a TLS port. */
     std::string url(unsigned db = 0) const;
     pid_t pid() const noexcept { return process_ ? process_->pid() : -1; }
 
@@ -43,6 +54,7 @@ private:
 
     std::string binary_;
     std::vector<std::string> extra_args_;
+    std::optional<redis_tls_port> tls_;
     std::uint16_t port_ = 0;
     std::unique_ptr<child_process> process_;
 };

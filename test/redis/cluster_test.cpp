@@ -38,7 +38,10 @@ struct node {
         : deck({id + " quote 1", id + " quote 2", id + " quote 3"}) {
         auto parsed = parse_redis_url(url);
         BOOST_REQUIRE(std::holds_alternative<redis_endpoint>(parsed));
-        cluster_options options{std::get<redis_endpoint>(std::move(parsed)), interval, std::move(id), {}};
+        cluster_options options;
+        options.redis = std::get<redis_endpoint>(std::move(parsed));
+        options.interval = interval;
+        options.node_id = std::move(id);
         member = std::make_unique<cluster>(
             executor, std::move(options), [this] { return deck.next(); },
             [this](cluster_message m) {
