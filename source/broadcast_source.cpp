@@ -17,6 +17,7 @@ cluster_options cluster_options_for(config const& cfg, std::shared_ptr<net::ssl:
     options.interval = cfg.interval;
     options.history = cfg.history;
     options.tls = std::move(tls);
+    options.prefix = cfg.redis_prefix;
     return options;
 }
 

@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include "cluster/cluster.hpp" // valid_cluster_prefix
 #include "option_values.hpp"
 #include "version.hpp"
 
@@ -230,6 +231,24 @@ setting redis_tls_file(std::string_view name, std::string redis_tls_files::*fiel
     return row;
 }
 
+/** --redis-prefix: the cluster's namespace in Redis. */
+setting redis_prefix() {
+    setting row{
+        "redis-prefix",
+        "prefix of the cluster's keys and channel in Redis: clusters with different prefixes share one "
+        "Redis without hearing each other",
+        [](config& cfg, std::string const& value, std::string const& where) {
+            if (!valid_cluster_prefix(value))
+                throw bad_option_value(where, value, "1 to 64 letters, digits, '_', '-', '.' or ':'");
+            cfg.redis_prefix = value;
+        },
+        [](config const& cfg) -> std::optional<std::string> { return cfg.redis_prefix; }};
+    row.fits = [](config const& cfg) -> std::string {
+        return cfg.redis ? std::string() : std::string("is for a cluster (--redis)");
+    };
+    return row;
+}
+
 /** Every setting, in the order --help and --print-config list them. Adding a setting is adding a row. */
 std::vector<setting> const& settings() {
     static std::vector<setting> const table = [] {
@@ -275,6 +294,7 @@ std::vector<setting> const& settings() {
                         "tls-cert"),
             admin_token(),
             redis(),
+            redis_prefix(),
             redis_tls_file("redis-tls-ca", &redis_tls_files::ca, "unset: the system's certificate store",
                            "PEM certificates that a rediss:// Redis's certificate must chain to"),
             paired_with(
@@ -468,7 +488,7 @@ cli_result parse_command_line(int argc, char const* const argv[]) {
             row.read(cfg, vm[name].as<std::string>(), from.label(name));
         }
         for (auto const& row : settings())
-            if (row.fits && vm.count(std::string(row.name)))
+            if (row.fits && vm.count(std::string(row.name)) && !vm[std::string(row.name)].defaulted())
                 if (auto const why = row.fits(cfg); !why.empty())
                     throw po::error(from.label(row.name) + " " + why);
 

@@ -37,6 +37,7 @@ struct config {
     std::string admin_token{}; // empty: the admin API (/api/wisdom, /api/stats) is off
     std::optional<redis_endpoint> redis{}; // set: one node of a cluster sharing one broadcast through Redis
     redis_tls_files redis_tls{};           // for a rediss:// --redis: the CA, and a client certificate
+    std::string redis_prefix = "wolf";     // of the cluster's keys and channel in Redis
 
     // A documented constant, not a flag: tests shorten it.
     duration shutdown_grace{5000}; // how long shutdown waits for closing handshakes

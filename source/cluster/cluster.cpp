@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/json.hpp>
+#include <cctype>
 #include <cstdio>
 #include <random>
 #include <unistd.h>
@@ -204,12 +205,29 @@ cluster::cluster(net::any_io_executor executor, cluster_options options, quote_s
                  delivery deliver)
     : executor_(executor)
     , options_(std::move(options))
+    , keys_(options_.prefix)
     , next_quote_(std::move(next_quote))
     , deliver_(std::move(deliver))
     , node_id_(options_.node_id.empty() ? make_node_id() : options_.node_id)
     , timeout_(options_.timeout.count() > 0 ? options_.timeout
                                             : std::clamp(options_.interval, duration{500}, duration{2000}))
     , wake_(executor) {
+}
+
+cluster_keys::cluster_keys(std::string_view prefix)
+    : leader(std::string(prefix) + ":leader")
+    , tick(std::string(prefix) + ":tick")
+    , channel(std::string(prefix) + ":wisdom")
+    , epoch(std::string(prefix) + ":epoch")
+    , offset(std::string(prefix) + ":offset")
+    , stream(std::string(prefix) + ":stream") {
+}
+
+bool valid_cluster_prefix(std::string_view prefix) noexcept {
+    if (prefix.empty() || prefix.size() > 64) return false;
+    return std::all_of(prefix.begin(), prefix.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == ':';
+    });
 }
 
 cluster::~cluster() {
@@ -270,8 +288,7 @@ void cluster::stop() {
 
 net::awaitable<void> cluster::release() {
     if (!commands_ || !commands_->connected()) co_return;
-    std::vector<std::string> args{"EVAL", release_script, "1", std::string(cluster_names::leader_key),
-                                  node_id_};
+    std::vector<std::string> args{"EVAL", release_script, "1", keys_.leader, node_id_};
     auto const result = co_await commands_->command(std::move(args));
     if (result.ok() && result.reply.type == redis_reply::kind::integer && result.reply.integer == 1)
         log_info("leader_released", kv("node", node_id_));
@@ -294,12 +311,12 @@ net::awaitable<void> cluster::publish(std::string text) {
         std::vector<std::string> args{"EVAL",
                                       publish_script,
                                       "3",
-                                      std::string(cluster_names::epoch_key),
-                                      std::string(cluster_names::offset_key),
-                                      std::string(cluster_names::stream_key),
+                                      keys_.epoch,
+                                      keys_.offset,
+                                      keys_.stream,
                                       text,
                                       node_id_,
-                                      std::string(cluster_names::channel),
+                                      keys_.channel,
                                       random_hex(8),
                                       epoch_,
                                       std::to_string(last_offset_),
@@ -324,7 +341,7 @@ net::awaitable<std::string> cluster::open() {
 
     if (auto why = co_await commands->connect(options_.redis); !why.empty()) co_return why;
     if (auto why = co_await subscriber->connect(options_.redis); !why.empty()) co_return why;
-    std::string channel(cluster_names::channel);
+    std::string channel(keys_.channel);
     redis_client::message_handler on_message = [this](std::string, std::string payload) {
         on_channel_message(payload);
     };
@@ -337,13 +354,8 @@ net::awaitable<std::string> cluster::open() {
 }
 
 net::awaitable<std::string> cluster::catch_up() {
-    std::vector<std::string> where{"EVAL",
-                                   where_script,
-                                   "3",
-                                   std::string(cluster_names::epoch_key),
-                                   std::string(cluster_names::offset_key),
-                                   std::string(cluster_names::stream_key),
-                                   random_hex(8)};
+    std::vector<std::string> where{"EVAL",       where_script, "3",          keys_.epoch,
+                                   keys_.offset, keys_.stream, random_hex(8)};
     auto const position = co_await commands_->command(std::move(where));
     if (!position.ok()) co_return position.failure;
     auto const& reply = position.reply;
@@ -360,7 +372,7 @@ net::awaitable<std::string> cluster::catch_up() {
     redis_result entries;
     if (options_.history > 0) {
         std::vector<std::string> range{
-            "XREVRANGE", std::string(cluster_names::stream_key),
+            "XREVRANGE", keys_.stream,
             "+",         same_epoch ? "0-" + std::to_string(last_offset_ + 1) : "-",
             "COUNT",     std::to_string(options_.history)};
         entries = co_await commands_->command(std::move(range));
@@ -426,9 +438,8 @@ net::awaitable<std::string> cluster::serve() {
 
 net::awaitable<std::string> cluster::try_acquire(tick_schedule& schedule) {
     auto const lease = options_.interval * 3;
-    std::vector<std::string> args{"EVAL",   acquire_script,
-                                  "1",      std::string(cluster_names::leader_key),
-                                  node_id_, std::to_string(lease.count())};
+    std::vector<std::string> args{"EVAL",       acquire_script, "1",
+                                  keys_.leader, node_id_,       std::to_string(lease.count())};
     auto const result = co_await commands_->command(std::move(args));
     if (!result.ok()) co_return result.failure;
     auto const reply = script_reply(result.reply);
@@ -454,17 +465,17 @@ net::awaitable<std::string> cluster::tick(tick_schedule& schedule) {
     std::vector<std::string> args{"EVAL",
                                   tick_script,
                                   "5",
-                                  std::string(cluster_names::leader_key),
-                                  std::string(cluster_names::tick_key),
-                                  std::string(cluster_names::epoch_key),
-                                  std::string(cluster_names::offset_key),
-                                  std::string(cluster_names::stream_key),
+                                  keys_.leader,
+                                  keys_.tick,
+                                  keys_.epoch,
+                                  keys_.offset,
+                                  keys_.stream,
                                   node_id_,
                                   std::to_string(lease.count()),
                                   std::to_string(least_left.count()),
                                   std::to_string(last_tick_.load()),
                                   next_quote_(),
-                                  std::string(cluster_names::channel),
+                                  keys_.channel,
                                   random_hex(8),
                                   epoch_,
                                   std::to_string(last_offset_),
@@ -492,7 +503,7 @@ net::awaitable<std::string> cluster::tick(tick_schedule& schedule) {
 void cluster::on_channel_message(std::string const& payload) {
     auto message = parse_broadcast(payload);
     if (!message) {
-        log_warn("broker_bad_message", kv("channel", cluster_names::channel), kv("bytes", payload.size()));
+        log_warn("broker_bad_message", kv("channel", keys_.channel), kv("bytes", payload.size()));
         return;
     }
     if (catching_up_)

@@ -21,15 +21,21 @@ namespace wolf {
 class redis_client;
 class tick_schedule;
 
-/** The names the nodes of a cluster share in Redis. */
-namespace cluster_names {
-inline constexpr std::string_view leader_key = "wolf:leader"; // the lease: the holder's node id, with a TTL
-inline constexpr std::string_view tick_key = "wolf:tick";     // the last tick number
-inline constexpr std::string_view channel = "wolf:wisdom";    // every tick and published message, as JSON
-inline constexpr std::string_view epoch_key = "wolf:epoch";   // the name of the broadcasts' sequence
-inline constexpr std::string_view offset_key = "wolf:offset"; // the last broadcast's offset in the epoch
-inline constexpr std::string_view stream_key = "wolf:stream"; // the latest broadcasts, by offset (0-<offset>)
-} // namespace cluster_names
+/** The names the nodes of a cluster share in Redis, all under one prefix (--redis-prefix, default "wolf"):
+ * clusters with different prefixes share a Redis without hearing each other (Pub/Sub ignores databases). */
+struct cluster_keys {
+    explicit cluster_keys(std::string_view prefix);
+
+    std::string leader;  // the lease: the holder's node id, with a TTL
+    std::string tick;    // the last tick number
+    std::string channel; // every tick and published message, as JSON
+    std::string epoch;   // the name of the broadcasts' sequence
+    std::string offset;  // the last broadcast's offset in the epoch
+    std::string stream;  // the latest broadcasts, by offset (0-<offset>)
+};
+
+/** Whether `prefix` may name a cluster's keys: 1 to 64 letters, digits and "_-.:". */
+bool valid_cluster_prefix(std::string_view prefix) noexcept;
 
 /** What arrives on the channel: a tick of the leader, or a message an operator published on some node. */
 struct cluster_message {
@@ -50,6 +56,7 @@ struct cluster_options {
     duration timeout{0};       // for every Redis operation; 0: the interval, at least 500 ms and at most 2 s
     std::size_t history = 100; // broadcasts the stream keeps (about), and a starting node reads back
     std::shared_ptr<net::ssl::context> tls; // for a rediss:// endpoint (make_redis_tls_context)
+    std::string prefix = "wolf";            // of every key and the channel (cluster_keys)
 };
 
 /**
@@ -131,6 +138,7 @@ private:
 
     net::any_io_executor executor_;
     cluster_options options_;
+    cluster_keys keys_;
     quote_source next_quote_;
     delivery deliver_;
     std::string node_id_;

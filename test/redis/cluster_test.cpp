@@ -34,14 +34,17 @@ notifier cluster_events;
 
 /** One cluster node, its deck and what it delivered. */
 struct node {
-    node(net::any_io_executor executor, std::string const& url, std::string id)
-        : deck({id + " quote 1", id + " quote 2", id + " quote 3"}) {
+    node(net::any_io_executor executor, std::string const& url, std::string id,
+         std::string cluster_prefix = "wolf")
+        : deck({id + " quote 1", id + " quote 2", id + " quote 3"})
+        , prefix(cluster_prefix) {
         auto parsed = parse_redis_url(url);
         BOOST_REQUIRE(std::holds_alternative<redis_endpoint>(parsed));
         cluster_options options;
         options.redis = std::get<redis_endpoint>(std::move(parsed));
         options.interval = interval;
         options.node_id = std::move(id);
+        options.prefix = std::move(cluster_prefix);
         member = std::make_unique<cluster>(
             executor, std::move(options), [this] { return deck.next(); },
             [this](cluster_message m) {
@@ -67,6 +70,7 @@ struct node {
     std::size_t tick_count() const { return ticks().size(); }
 
     quote_deck deck;
+    std::string prefix;
     std::vector<delivery> got;
     std::unique_ptr<cluster> member;
     bool finished = false;
@@ -322,4 +326,27 @@ BOOST_AUTO_TEST_CASE(a_node_started_before_redis_connects_when_it_comes) {
             co_await stop_all(all);
         },
         30s);
+}
+
+BOOST_AUTO_TEST_CASE(clusters_with_different_prefixes_share_one_redis_without_hearing_each_other) {
+    redis_server redis;
+    run_coro([&]() -> net::awaitable<void> {
+        auto const executor = co_await net::this_coro::executor;
+        nodes all;
+        all.push_back(std::make_unique<node>(executor, redis.url(), "red-0", "red"));
+        all.push_back(std::make_unique<node>(executor, redis.url(), "red-1", "red"));
+        all.push_back(std::make_unique<node>(executor, redis.url(), "blue-0", "blue"));
+        BOOST_REQUIRE(co_await ticks_grow(all, 5, 5s));
+        BOOST_TEST(leaders(all) == 2u, "one leader per cluster");
+        for (auto const& n : all)
+            for (auto const& d : n->got)
+                BOOST_TEST(d.message.from.starts_with(n->prefix + "-"), n->member->node_id()
+                                                                            << " heard " << d.message.from);
+        auto client = co_await raw_client(redis.url());
+        std::vector<std::string> exists{"EXISTS", "red:tick", "blue:tick", "red:leader", "blue:leader"};
+        BOOST_TEST((co_await raw_command(*client, std::move(exists))).reply.integer == 4);
+        std::vector<std::string> unprefixed{"EXISTS", "wolf:tick", "wolf:leader", "wolf:epoch"};
+        BOOST_TEST((co_await raw_command(*client, std::move(unprefixed))).reply.integer == 0);
+        co_await stop_all(all);
+    });
 }
