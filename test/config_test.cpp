@@ -518,6 +518,40 @@ BOOST_AUTO_TEST_CASE(rediss_is_tls_and_takes_a_ca_and_a_client_certificate) {
     check_rejected({"--redis", "rediss://h", "--redis-tls-key", "k.pem"}, "--redis-tls-key");
 }
 
+BOOST_AUTO_TEST_CASE(a_sentinel_url_names_the_sentinels_the_master_and_both_logins) {
+    auto const parsed =
+        parse_redis_url("redis+sentinel://:m%40ster@10.0.0.1:26379,sentinel-2,[::1]:26380/mymaster/2"
+                        "?sentinel_user=s&sentinel_password=p%40ss");
+    BOOST_REQUIRE(std::holds_alternative<redis_endpoint>(parsed));
+    auto const& e = std::get<redis_endpoint>(parsed);
+    BOOST_REQUIRE_EQUAL(e.sentinels.size(), 3u);
+    BOOST_TEST(e.sentinels[0].host == "10.0.0.1");
+    BOOST_TEST(e.sentinels[1].host == "sentinel-2");
+    BOOST_TEST(e.sentinels[1].port == 26379, "the sentinels' default port");
+    BOOST_TEST(e.sentinels[2].host == "::1");
+    BOOST_TEST(e.sentinels[2].port == 26380);
+    BOOST_TEST(e.master_name == "mymaster");
+    BOOST_TEST(e.db == 2u);
+    BOOST_TEST(e.password == "m@ster");
+    BOOST_TEST(e.sentinel_username == "s");
+    BOOST_TEST(e.sentinel_password == "p@ss");
+    BOOST_TEST(!e.tls);
+    BOOST_TEST(e.display() == "redis+sentinel://:***@10.0.0.1:26379,sentinel-2:26379,[::1]:26380/mymaster/2"
+                              "?sentinel_user=s&sentinel_password=***");
+    auto const tls = std::get<redis_endpoint>(parse_redis_url("rediss+sentinel://h/m"));
+    BOOST_TEST(tls.tls);
+    BOOST_TEST(tls.db == 0u);
+    BOOST_TEST(tls.display() == "rediss+sentinel://h:26379/m/0");
+
+    auto const printed = parse({"--print-config", "--redis", "redis+sentinel://h/m?sentinel_password=zebra"});
+    BOOST_TEST(printed.output.find("zebra") == std::string::npos, printed.output);
+    BOOST_TEST(printed_line(printed.output, "redis")
+                   .starts_with("# redis = redis+sentinel://h:26379/m/0?sentinel_password=***"));
+    auto const bad = parse({"--redis", "redis+sentinel://h:99999/m?sentinel_password=zebra"});
+    BOOST_TEST(bad.exit_code == 2);
+    BOOST_TEST(bad.output.find("zebra") == std::string::npos, bad.output);
+}
+
 static char const* const bad_redis_urls[] = {
     "",
     "127.0.0.1:6379",
@@ -536,6 +570,15 @@ static char const* const bad_redis_urls[] = {
     "redis://password@h",
     "redis://:@h",
     "redis://:bad%zz@h",
+    "redis+sentinel://h1,h2",
+    "redis+sentinel://h1,h2/",
+    "redis+sentinel://h1:0/m",
+    "redis+sentinel://,h/m",
+    "redis+sentinel://h/m/db",
+    "redis+sentinel://h/m?timeout=1",
+    "redis+sentinel://h/m?sentinel_user=u",
+    "redis+sentinel://h/m?sentinel_password",
+    "redis+sentinel://h/m#f",
 };
 
 BOOST_DATA_TEST_CASE(a_bad_url_exits_2_with_one_line, data::make(bad_redis_urls), url) {
