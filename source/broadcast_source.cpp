@@ -41,7 +41,11 @@ public:
         member_.stop();
     }
     bool try_publish(std::string text) override { return member_.try_publish(std::move(text)); }
-    broker_status status() const noexcept override { return {true, member_.connected(), member_.leader()}; }
+    broker_status status() const override {
+        auto const redis = member_.status();
+        return {true,       member_.connected(), member_.leader(), redis.master,
+                redis.role, redis.sentinel,      redis.tls,        redis.failovers};
+    }
 
 private:
     void deliver(broadcaster& target, cluster_message m) {

@@ -39,7 +39,7 @@ public:
      * one now. From any thread. */
     virtual bool try_publish(std::string text) = 0;
     /** Who decides the broadcast, and whether it can now. From any thread. */
-    virtual broker_status status() const noexcept = 0;
+    virtual broker_status status() const = 0;
 };
 
 /** The epoch the server numbers its broadcasts in until its source says otherwise: a fresh one for a single

@@ -189,25 +189,31 @@ setting admin_token() {
 
 /** --redis: a URL whose password is never printed, not even in an error. */
 setting redis() {
-    return {.name = "redis",
-            .help = "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS): run as one node of a "
-                    "cluster sharing one broadcast",
-            .read =
-                [](config& cfg, std::string const& value, std::string const& where) {
-                    auto parsed = parse_redis_url(value);
-                    if (auto const* error = std::get_if<std::string>(&parsed))
-                        throw po::error(where + ": '" + mask_redis_url(value) +
-                                        "' is not a Redis URL: " + *error);
-                    cfg.redis = std::get<redis_endpoint>(std::move(parsed));
-                },
-            .show = [](config const& cfg) -> std::optional<std::string> {
-                if (!cfg.redis) return std::nullopt;
-                return cfg.redis->display();
+    return {
+        .name = "redis",
+        .help =
+            "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS), or "
+            "redis+sentinel://[[USER]:PASSWORD@]HOST[:PORT],.../MASTER[/DB][?sentinel_password=P]: run as "
+            "one node of a cluster sharing one broadcast",
+        .read =
+            [](config& cfg, std::string const& value, std::string const& where) {
+                auto parsed = parse_redis_url(value);
+                if (auto const* error = std::get_if<std::string>(&parsed))
+                    throw po::error(where + ": '" + mask_redis_url(value) +
+                                    "' is not a Redis URL: " + *error);
+                cfg.redis = std::get<redis_endpoint>(std::move(parsed));
             },
-            .value_name = "URL",
-            .unset = "unset: a single node",
-            .secret = "the password",
-            .masks = [](config const& cfg) { return cfg.redis && !cfg.redis->password.empty(); }};
+        .show = [](config const& cfg) -> std::optional<std::string> {
+            if (!cfg.redis) return std::nullopt;
+            return cfg.redis->display();
+        },
+        .value_name = "URL",
+        .unset = "unset: a single node",
+        .secret = "the password",
+        .masks =
+            [](config const& cfg) {
+                return cfg.redis && (!cfg.redis->password.empty() || !cfg.redis->sentinel_password.empty());
+            }};
 }
 
 /** A file for a rediss:// --redis: a path that is meaningless with a plain redis:// one. */
@@ -406,6 +412,8 @@ std::string render_config(config const& cfg, provenance const& from) {
         auto const value = row.show(cfg);
         if (!value) {
             out << "# " << row.name << " =  (" << row.unset << ")\n";
+        } else if (auto const why = row.fits ? row.fits(cfg) : std::string(); !why.empty()) {
+            out << "# " << row.name << " = " << *value << "  (" << why << ")\n"; // would not read back
         } else if (row.masks && row.masks(cfg)) {
             out << "# " << row.name << " = " << *value << "  (set by " << from.source(row.name) << "; "
                 << row.secret << " is not printed)\n";

@@ -31,6 +31,15 @@ std::string render_prometheus(metrics const& m, pool_counts const& r, broker_sta
     write_family(out, "wolf_leader", "gauge",
                  "1 while this node picks the quotes (always, for a single node).");
     out << "wolf_leader " << (broker.leader ? 1 : 0) << '\n';
+    if (broker.redis) {
+        write_family(out, "wolf_redis_info", "gauge",
+                     "The Redis this node talks to: its address, its role, the sentinel in use, TLS.");
+        out << "wolf_redis_info{master=\"" << broker.master << "\",role=\"" << broker.role << "\",sentinel=\""
+            << broker.sentinel << "\",tls=\"" << (broker.tls ? "true" : "false") << "\"} 1\n";
+        write_family(out, "wolf_redis_failovers_total", "counter",
+                     "Master switches the sentinels announced (+switch-master) since this node started.");
+        out << "wolf_redis_failovers_total " << broker.failovers << '\n';
+    }
     write_family(out, "wolf_connections_total", "counter", "WebSocket handshakes completed.");
     out << "wolf_connections_total " << m.connections_total << '\n';
     write_family(out, "wolf_broadcast_ticks_total", "counter", "Broadcasts made.");
@@ -79,12 +88,21 @@ std::string render_prometheus(metrics const& m, pool_counts const& r, broker_sta
 }
 
 std::string render_health(pool_counts const& r, broker_status const& broker) {
-    return boost::json::serialize(boost::json::object{{"status", "ok"},
-                                                      {"connections", r.connections()},
-                                                      {"subscribers", r.subscribers()},
-                                                      {"broker", broker.redis ? "redis" : "memory"},
-                                                      {"broker_connected", broker.connected},
-                                                      {"leader", broker.leader}});
+    boost::json::object health{{"status", "ok"},
+                               {"connections", r.connections()},
+                               {"subscribers", r.subscribers()},
+                               {"broker", broker.redis ? "redis" : "memory"},
+                               {"broker_connected", broker.connected},
+                               {"leader", broker.leader}};
+    if (broker.redis) {
+        boost::json::object redis{{"master", broker.master},
+                                  {"role", broker.role},
+                                  {"tls", broker.tls},
+                                  {"failovers", broker.failovers}};
+        if (!broker.sentinel.empty()) redis["sentinel"] = broker.sentinel;
+        health["redis"] = std::move(redis);
+    }
+    return boost::json::serialize(health);
 }
 
 } // namespace wolf

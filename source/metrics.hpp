@@ -77,6 +77,12 @@ struct broker_status {
     bool redis = false;    // --redis: one node of a cluster
     bool connected = true; // Redis answers (a single node is always connected to itself)
     bool leader = true;    // this node picks the quotes (a single node always does)
+    // --redis: the Redis this node talks to (never a password).
+    std::string master;          // host:port (the last one, while disconnected; "" before the first)
+    std::string role;            // what ROLE said: "master", or "unknown"
+    std::string sentinel;        // host:port of the sentinel in use ("" without Sentinel)
+    bool tls = false;            // rediss://
+    std::uint64_t failovers = 0; // master switches the sentinels announced
 };
 
 /** The Prometheus text exposition (format 0.0.4) of the counters, the histograms, the pools' and the

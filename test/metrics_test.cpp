@@ -92,13 +92,30 @@ BOOST_AUTO_TEST_CASE(health_and_metrics_name_the_broker) {
     metrics stats;
     BOOST_TEST(render_prometheus(stats, pools).find("\nwolf_broker_info{broker=\"memory\"} 1\n") !=
                std::string::npos);
-    broker_status const follower{true, true, false};
+    broker_status follower;
+    follower.redis = true;
+    follower.leader = false;
+    follower.master = "10.0.0.5:6379";
+    follower.role = "master";
     BOOST_TEST(
         render_health(pools, follower) ==
-        R"({"status":"ok","connections":0,"subscribers":0,"broker":"redis","broker_connected":true,"leader":false})");
-    broker_status const cut_off{true, false, false};
+        R"({"status":"ok","connections":0,"subscribers":0,"broker":"redis","broker_connected":true,)"
+        R"("leader":false,"redis":{"master":"10.0.0.5:6379","role":"master","tls":false,"failovers":0}})");
+    broker_status cut_off = follower;
+    cut_off.connected = false;
+    cut_off.sentinel = "10.0.0.9:26379";
+    cut_off.tls = true;
+    cut_off.failovers = 2;
+    auto const health = render_health(pools, cut_off);
+    BOOST_TEST(health.find(R"("sentinel":"10.0.0.9:26379")") != std::string::npos, health);
     auto const text = render_prometheus(stats, pools, cut_off);
     BOOST_TEST(text.find("\nwolf_broker_info{broker=\"redis\"} 1\n") != std::string::npos);
     BOOST_TEST(text.find("\nwolf_broker_connected 0\n") != std::string::npos);
     BOOST_TEST(text.find("\nwolf_leader 0\n") != std::string::npos);
+    BOOST_TEST(
+        text.find("\nwolf_redis_info{master=\"10.0.0.5:6379\",role=\"master\",sentinel=\"10.0.0.9:26379\","
+                  "tls=\"true\"} 1\n") != std::string::npos,
+        text);
+    BOOST_TEST(text.find("\nwolf_redis_failovers_total 2\n") != std::string::npos);
+    BOOST_TEST(render_prometheus(stats, pools).find("wolf_redis_") == std::string::npos, "only with --redis");
 }

@@ -1,6 +1,7 @@
 #include "cluster/cluster.hpp"
 
 #include "cluster/redis_client.hpp"
+#include "cluster/sentinel.hpp"
 #include "support/async.hpp"
 #include "support/entropy.hpp"
 #include "support/logger.hpp"
@@ -211,7 +212,9 @@ cluster::cluster(net::any_io_executor executor, cluster_options options, quote_s
     , node_id_(options_.node_id.empty() ? make_node_id() : options_.node_id)
     , timeout_(options_.timeout.count() > 0 ? options_.timeout
                                             : std::clamp(options_.interval, duration{500}, duration{2000}))
-    , wake_(executor) {
+    , wake_(executor)
+    , watch_wake_(executor)
+    , watch_done_(executor) {
 }
 
 cluster_keys::cluster_keys(std::string_view prefix)
@@ -235,6 +238,14 @@ cluster::~cluster() {
 }
 
 net::awaitable<void> cluster::run() {
+    if (!options_.redis.sentinels.empty()) {
+        watching_ = true;
+        net::co_spawn(executor_, watch_sentinels(), [this](std::exception_ptr error) {
+            watching_ = false;
+            watch_done_.cancel();
+            if (error) log_failure("sentinel_watch", error);
+        });
+    }
     auto backoff = first_backoff;
     bool logged_down = false; // the last state change logged was a loss (or the first attempt failing)
     while (!stopped_) {
@@ -243,7 +254,9 @@ net::awaitable<void> cluster::run() {
             set_state(true, false);
             logged_down = false;
             backoff = first_backoff;
-            log_info("broker_connected", kv("redis", options_.redis.display()), kv("node", node_id_));
+            auto const now = status();
+            log_info("broker_connected", kv("redis", options_.redis.display()), kv("node", node_id_),
+                     kv("master", now.master), kv("role", now.role), kv("tls", options_.redis.tls));
             failure = co_await serve();
             set_state(false, leader_);
             if (stopped_ && leader_) co_await release();
@@ -262,9 +275,97 @@ net::awaitable<void> cluster::run() {
         logged_down = true;
         wake_.expires_after(delay);
         co_await wake_.async_wait(use_nothrow);
-        backoff = std::min(backoff * 2, max_backoff);
+        // The sentinels named a new master meanwhile: try it at once, and soon again.
+        backoff =
+            std::exchange(failover_pending_, false) ? first_backoff : std::min(backoff * 2, max_backoff);
     }
     set_state(false, false);
+    // The sentinel watch ends with the cluster.
+    watch_wake_.cancel();
+    if (watch_) watch_->close();
+    while (watching_) {
+        watch_done_.expires_at(steady_clock::time_point::max());
+        co_await watch_done_.async_wait(use_nothrow);
+    }
+}
+
+net::awaitable<void> cluster::watch_sentinels() {
+    auto const count = options_.redis.sentinels.size();
+    std::size_t index = 0;
+    bool logged_down = false;
+    while (!stopped_) {
+        auto const sentinel = sentinel_endpoint(options_.redis, index);
+        auto client = std::make_shared<redis_client>(executor_, timeout_, options_.tls.get());
+        watch_ = client;
+        watch_lost_.clear();
+        client->on_lost([this](std::string why) {
+            watch_lost_ = std::move(why);
+            watch_wake_.cancel();
+        });
+        auto failure = co_await client->connect(sentinel);
+        if (failure.empty() && !stopped_) {
+            redis_client::message_handler on_switch = [this](std::string, std::string payload) {
+                on_switch_master(payload);
+            };
+            std::string channel = "+switch-master";
+            failure = co_await client->subscribe(std::move(channel), std::move(on_switch));
+        }
+        if (failure.empty() && !stopped_) {
+            {
+                std::lock_guard lock(status_mutex_);
+                status_.sentinel = sentinel.address();
+            }
+            log_info("sentinel_watching", kv("sentinel", sentinel.address()),
+                     kv("master_name", options_.redis.master_name));
+            logged_down = false;
+            if (watch_lost_.empty()) {
+                watch_wake_.expires_at(steady_clock::time_point::max());
+                co_await watch_wake_.async_wait(use_nothrow);
+            }
+            failure = watch_lost_;
+        }
+        client->close();
+        watch_.reset();
+        if (stopped_) break;
+        // Another sentinel, after a pause: the master's connection does not depend on this one.
+        if (!logged_down) log_warn("sentinel_lost", kv("sentinel", sentinel.address()), kv("error", failure));
+        logged_down = true;
+        index = (index + 1) % count;
+        watch_wake_.expires_after(jittered(std::min(options_.interval, max_backoff)));
+        co_await watch_wake_.async_wait(use_nothrow);
+    }
+}
+
+void cluster::on_switch_master(std::string const& payload) {
+    auto const to = parse_switch_master(payload, options_.redis.master_name);
+    if (!to) return;
+    ++failovers_;
+    redis_endpoint master;
+    master.host = to->host;
+    master.port = to->port;
+    auto const address = master.address();
+    log_info("failover", kv("master_name", options_.redis.master_name), kv("master", address),
+             kv("node", node_id_));
+    std::string current;
+    {
+        std::lock_guard lock(status_mutex_);
+        current = connected_ ? status_.master : std::string();
+    }
+    if (current == address) return; // already there
+    if (connected_) {
+        connection_lost("failover: the sentinels made " + address + " the master");
+    } else {
+        failover_pending_ = true; // waiting to retry: retry now
+        wake_.cancel();
+    }
+}
+
+cluster::redis_status cluster::status() const {
+    std::lock_guard lock(status_mutex_);
+    auto copy = status_;
+    copy.tls = options_.redis.tls;
+    copy.failovers = failovers_.load();
+    return copy;
 }
 
 void cluster::on_change(std::function<void()> handler) {
@@ -281,6 +382,8 @@ void cluster::set_state(bool connected, bool leader) {
 void cluster::stop() {
     stopped_ = true;
     wake_.cancel();
+    watch_wake_.cancel();
+    if (watch_) watch_->close();
     if (subscriber_) subscriber_->close();
     // A leader keeps its command connection for one more command: giving the lease up (run() does).
     if (commands_ && !leader_) commands_->close();
@@ -339,8 +442,37 @@ net::awaitable<std::string> cluster::open() {
     commands->on_lost([this](std::string why) { connection_lost(std::move(why)); });
     subscriber->on_lost([this](std::string why) { connection_lost("subscriber: " + std::move(why)); });
 
-    if (auto why = co_await commands->connect(options_.redis); !why.empty()) co_return why;
-    if (auto why = co_await subscriber->connect(options_.redis); !why.empty()) co_return why;
+    // With Sentinel, the master the sentinels name now; else the URL's Redis.
+    auto target = options_.redis;
+    std::string sentinel;
+    if (!target.sentinels.empty()) {
+        auto asked = co_await ask_sentinels(executor_, options_.redis, timeout_, options_.tls.get());
+        if (auto const* why = std::get_if<std::string>(&asked)) co_return *why;
+        auto& answer = std::get<sentinel_answer>(asked);
+        target = std::move(answer.master);
+        sentinel = options_.redis.sentinels[answer.sentinel].host + ":" +
+                   std::to_string(options_.redis.sentinels[answer.sentinel].port);
+    }
+    if (auto why = co_await commands->connect(target); !why.empty()) co_return why;
+    // A replica never gets a write: the node checks that it talks to the master (with Sentinel, whose view
+    // may be a moment old, this is required; a Redis that does not allow ROLE is taken at its word).
+    std::vector<std::string> role_args{"ROLE"};
+    auto const role_result = co_await commands->command(std::move(role_args));
+    if (!role_result.ok()) co_return role_result.failure;
+    std::string role;
+    if (auto const& reply = role_result.reply;
+        reply.type == redis_reply::kind::array && !reply.elements.empty())
+        role = reply.elements[0].text;
+    if (role != "master" && (!target.sentinels.empty() || !role.empty()))
+        co_return target.address() + " is " + (role.empty() ? std::string("not known to be") : "a " + role) +
+            ", not the master";
+    if (auto why = co_await subscriber->connect(target); !why.empty()) co_return why;
+    {
+        std::lock_guard lock(status_mutex_);
+        status_.master = target.address();
+        status_.role = role.empty() ? "unknown" : role;
+        if (!sentinel.empty()) status_.sentinel = sentinel;
+    }
     std::string channel(keys_.channel);
     redis_client::message_handler on_message = [this](std::string, std::string payload) {
         on_channel_message(payload);

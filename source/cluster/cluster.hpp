@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -111,6 +112,16 @@ public:
     /** Called on the cluster's executor whenever connected() or leader() changes. */
     void on_change(std::function<void()> handler);
 
+    /** The Redis a node talks to, for /healthz, /metrics and logs; from any thread. */
+    struct redis_status {
+        std::string master;   // host:port of the Redis in use (the last one, while disconnected)
+        std::string role;     // what ROLE said of it: "master", or "unknown" when ROLE is not allowed
+        std::string sentinel; // host:port of the sentinel that named it, or whose +switch-master is followed
+        bool tls = false;     // rediss://
+        std::uint64_t failovers = 0; // +switch-master messages about this cluster's master
+    };
+    redis_status status() const;
+
     bool connected() const noexcept { return connected_; }
     bool leader() const noexcept { return leader_; }
     std::uint64_t last_tick() const noexcept { return last_tick_; }
@@ -132,6 +143,9 @@ private:
     void set_state(bool connected, bool leader);
     /** Reads back the stream (see the class comment), then hands on what the channel held meanwhile. */
     net::awaitable<std::string> catch_up();
+    /** With Sentinel: keeps a subscription to +switch-master on one sentinel or the next, until stop(). */
+    net::awaitable<void> watch_sentinels();
+    void on_switch_master(std::string const& payload);
     /** Hands `message` on unless its position was delivered already; remembers the position. */
     void hand_on(cluster_message message);
     void drop_connections();
@@ -157,6 +171,16 @@ private:
     std::uint64_t last_offset_ = 0; // the last position handed on
     bool catching_up_ = false;      // the channel's messages wait in held_ while the stream is read
     std::vector<cluster_message> held_;
+
+    mutable std::mutex status_mutex_;
+    redis_status status_; // master, role and sentinel
+    std::atomic<std::uint64_t> failovers_{0};
+    std::shared_ptr<redis_client> watch_; // the sentinel subscription, with Sentinel
+    std::string watch_lost_;              // why it ended
+    net::steady_timer watch_wake_;        // the watch's wait: for its loss, or before the next sentinel
+    net::steady_timer watch_done_;        // run() waits on it for the watch to end
+    bool watching_ = false;
+    bool failover_pending_ = false; // a +switch-master came while waiting to reconnect
 };
 
 /** A node id for logs and the channel: "<hostname>-<pid>-<4 random hex digits>". */

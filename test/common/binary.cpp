@@ -43,8 +43,19 @@ net::awaitable<health> healthz(std::uint16_t port) {
     auto const res = co_await http_request(port, http::verb::get, "/healthz");
     BOOST_REQUIRE(res.result_int() == 200u);
     auto const body = boost::json::parse(res.body()).as_object();
-    co_return health{std::string(body.at("broker").as_string()), body.at("broker_connected").as_bool(),
-                     body.at("leader").as_bool(), body.at("connections").as_int64()};
+    health result;
+    result.broker = body.at("broker").as_string();
+    result.connected = body.at("broker_connected").as_bool();
+    result.leader = body.at("leader").as_bool();
+    result.connections = body.at("connections").as_int64();
+    if (auto const* redis = body.if_contains("redis")) {
+        auto const& r = redis->as_object();
+        result.master = r.at("master").as_string();
+        result.role = r.at("role").as_string();
+        if (auto const* sentinel = r.if_contains("sentinel")) result.sentinel = sentinel->as_string();
+        result.failovers = r.at("failovers").to_number<std::uint64_t>();
+    }
+    co_return result;
 }
 
 std::vector<std::string> sanitizer_environment() {

@@ -35,6 +35,11 @@ struct health {
     bool connected = false;
     bool leader = false;
     std::int64_t connections = -1;
+    // With --redis: the Redis the node talks to.
+    std::string master;
+    std::string role;
+    std::string sentinel;
+    std::uint64_t failovers = 0;
 };
 
 /** GET /healthz on 127.0.0.1:port, parsed; fails the test unless it is 200 with the contract's fields. */

@@ -121,7 +121,8 @@ public:
      * With a subscriber on every node, each of which has received `first` ticks, runs `body`; then closes
      * the subscribers and waits for their readers to end.
      */
-    void with_subscribers(std::size_t first, std::function<net::awaitable<void>()> body) {
+    void with_subscribers(std::size_t first, std::function<net::awaitable<void>()> body,
+                          std::chrono::seconds limit = 30s) {
         run_coro(
             [&]() -> net::awaitable<void> {
                 subscribers subs;
@@ -130,7 +131,7 @@ public:
                 co_await body();
                 co_await finish(subs);
             },
-            30s);
+            limit);
     }
 
     /** Closes the clients' sockets and waits for the readers to end. */

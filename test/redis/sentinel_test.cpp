@@ -1,0 +1,185 @@
+#define BOOST_TEST_MODULE sentinel
+// Redis Sentinel with real processes on 127.0.0.1: a master, a replica and three sentinels (Debian's
+// redis-server --sentinel, down-after-milliseconds 1000), and three wolf-wisdom nodes given a
+// redis+sentinel:// URL with a subscriber on each. The nodes talk to the master the sentinels name; when
+// the master is SIGKILLed, every node follows the promoted replica by itself and delivers again within 5 s
+// of the kill, no client is disconnected, exactly one node leads and the tick numbers and offsets keep
+// increasing; when the old master comes back it rejoins as a replica and nothing changes for clients. A
+// dead sentinel changes nothing either: the nodes watch the next one. A node pointed at a replica never
+// writes to it.
+#include "common/cluster_run.hpp"
+#include "common/redis_server.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace wolf;
+using namespace wolf::test;
+
+namespace {
+
+/** A master, its replica and three sentinels that know both and each other. */
+struct sentinel_setup {
+    redis_server master;
+    redis_server replica{{"--replicaof", "127.0.0.1", std::to_string(master.port())}};
+    std::vector<std::unique_ptr<redis_sentinel>> sentinels;
+
+    sentinel_setup() {
+        BOOST_REQUIRE_MESSAGE(replica.process().wait_for_line("sync: Finished with success", 10s),
+                              replica.tail());
+        for (int i = 0; i < 3; ++i)
+            sentinels.push_back(std::make_unique<redis_sentinel>(master.port()));
+        // Before anything fails, every sentinel knows the replica (from the master's INFO) and the two others
+        // (from their hellos), so a failover can be agreed on at once.
+        auto const replica_line = "+slave slave 127.0.0.1:" + std::to_string(replica.port());
+        for (auto& sentinel : sentinels) {
+            BOOST_REQUIRE_MESSAGE(sentinel->process().wait_for_line(replica_line, 15s),
+                                  sentinel->process().tail());
+            for (int other = 0; other < 2; ++other)
+                BOOST_REQUIRE_MESSAGE(sentinel->process().wait_for_line("+sentinel sentinel ", 15s),
+                                      sentinel->process().tail());
+        }
+    }
+
+    std::string url() const {
+        std::string text = "redis+sentinel://";
+        for (std::size_t i = 0; i < sentinels.size(); ++i)
+            text += (i ? ",127.0.0.1:" : "127.0.0.1:") + std::to_string(sentinels[i]->port());
+        return text + "/mymaster";
+    }
+};
+
+std::vector<std::string> node_args() {
+    return {"--interval", "200ms", "--ping-timeout", "1m"};
+}
+
+std::string local(std::uint16_t port) {
+    return "127.0.0.1:" + std::to_string(port);
+}
+
+/** Each feed's tick numbers and offsets only go up. */
+void check_increasing(cluster_run const& cluster) {
+    for (std::size_t i = 0; i < cluster.size(); ++i) {
+        auto const& got = cluster.feed_of(i).got;
+        for (std::size_t k = 1; k < got.size(); ++k) {
+            BOOST_TEST(got[k].offset > got[k - 1].offset,
+                       "node " << i << " after offset " << got[k - 1].offset);
+            if (got[k].tick && got[k - 1].tick)
+                BOOST_TEST(got[k].tick > got[k - 1].tick, "node " << i << " after tick " << got[k - 1].tick);
+        }
+    }
+}
+
+bool none_closed(cluster_run const& cluster) {
+    for (std::size_t i = 0; i < cluster.size(); ++i)
+        if (cluster.feed_of(i).closed) return false;
+    return true;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(
+    the_nodes_follow_a_failover_to_the_promoted_replica_and_ignore_the_old_master_coming_back) {
+    sentinel_setup redis;
+    cluster_run cluster(redis.url(), node_args());
+    cluster.with_subscribers(
+        3,
+        [&]() -> net::awaitable<void> {
+            for (auto const& h : co_await cluster.all_health()) {
+                BOOST_TEST(h.master == local(redis.master.port()));
+                BOOST_TEST(h.role == "master");
+                BOOST_TEST(!h.sentinel.empty());
+            }
+            co_await cluster.leader_index();
+
+            auto const killed_at = std::chrono::steady_clock::now();
+            redis.master.kill();
+            // Every subscriber gets a broadcast again, from the promoted replica.
+            auto const delivered_since_kill = [&](std::size_t i) {
+                auto const& got = cluster.feed_of(i).got;
+                return std::find_if(got.begin(), got.end(),
+                                    [&](wisdom const& w) { return w.at > killed_at; });
+            };
+            BOOST_REQUIRE_MESSAGE(co_await cluster.until(
+                                      [&] {
+                                          for (std::size_t i = 0; i < cluster.size(); ++i)
+                                              if (delivered_since_kill(i) == cluster.feed_of(i).got.end())
+                                                  return false;
+                                          return true;
+                                      },
+                                      15s),
+                                  cluster.tails());
+            auto first = std::chrono::milliseconds::max();
+            auto every = std::chrono::milliseconds::zero();
+            for (std::size_t i = 0; i < cluster.size(); ++i) {
+                auto const after = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    delivered_since_kill(i)->at - killed_at);
+                first = std::min(first, after);
+                every = std::max(every, after);
+            }
+            BOOST_TEST_MESSAGE("failover: first delivery "
+                               << first.count() << " ms after the kill, on every node " << every.count()
+                               << " ms");
+            BOOST_TEST(every.count() <= 5000, "deliveries resume within 5 s of the kill");
+            BOOST_TEST(none_closed(cluster), "no client was disconnected");
+
+            for (std::size_t i = 0; i < cluster.size(); ++i)
+                BOOST_REQUIRE(co_await cluster.at(i).server.async_wait_for_line(" failover ", 5s));
+            co_await cluster.leader_index();
+            for (auto const& h : co_await cluster.all_health()) {
+                BOOST_TEST(h.master == local(redis.replica.port()));
+                BOOST_TEST(h.role == "master");
+                BOOST_TEST(h.failovers >= 1u);
+            }
+
+            // The old master comes back empty; the sentinels make it a replica of the new one.
+            redis.master.restart();
+            // Sentinel waits a few publish periods before it reconfigures an instance that calls itself
+            // master; then the old master syncs from the new one.
+            BOOST_REQUIRE_MESSAGE(
+                co_await redis.master.process().async_wait_for_line("sync: Finished with success", 40s),
+                redis.master.tail());
+            BOOST_REQUIRE(co_await cluster.ticks_grow(3, 5s));
+            BOOST_TEST(none_closed(cluster));
+            co_await cluster.leader_index();
+            for (auto const& h : co_await cluster.all_health())
+                BOOST_TEST(h.master == local(redis.replica.port()));
+            check_increasing(cluster);
+        },
+        90s);
+}
+
+BOOST_AUTO_TEST_CASE(a_dead_sentinel_changes_nothing_for_clients) {
+    sentinel_setup redis;
+    cluster_run cluster(redis.url(), node_args());
+    cluster.with_subscribers(3, [&]() -> net::awaitable<void> {
+        // The nodes watch the first sentinel that answers: the first of the list.
+        for (auto const& h : co_await cluster.all_health())
+            BOOST_TEST(h.sentinel == local(redis.sentinels.front()->port()));
+        redis.sentinels.front()->kill();
+        for (std::size_t i = 0; i < cluster.size(); ++i) {
+            BOOST_REQUIRE(co_await cluster.at(i).server.async_wait_for_line(" sentinel_lost ", 5s));
+            BOOST_REQUIRE(co_await cluster.at(i).server.async_wait_for_line(" sentinel_watching ", 10s));
+        }
+        BOOST_REQUIRE(co_await cluster.ticks_grow(5, 5s));
+        BOOST_TEST(none_closed(cluster));
+        cluster.check_same_consecutive_ticks();
+        for (auto const& h : co_await cluster.all_health()) {
+            BOOST_TEST(h.connected);
+            BOOST_TEST(h.sentinel != local(redis.sentinels.front()->port()));
+            BOOST_TEST(h.master == local(redis.master.port()));
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_replica_is_never_taken_for_the_master) {
+    redis_server master;
+    redis_server replica{{"--replicaof", "127.0.0.1", std::to_string(master.port())}};
+    BOOST_REQUIRE(replica.process().wait_for_line("sync: Finished with success", 10s));
+    cluster_node node(WOLF_BINARY, replica.url(), node_args());
+    run_coro([&]() -> net::awaitable<void> {
+        auto const line = co_await node.server.async_wait_for_line(" broker_disconnected ", 5s);
+        BOOST_REQUIRE(line);
+        BOOST_TEST(line->text.find("is a slave, not the master") != std::string::npos, line->text);
+        BOOST_TEST(!(co_await healthz(node.port)).connected);
+    });
+}
