@@ -11,13 +11,15 @@
 namespace wolf {
 namespace {
 
-cluster_options cluster_options_for(config const& cfg, std::shared_ptr<net::ssl::context> tls) {
+cluster_options cluster_options_for(config const& cfg, std::shared_ptr<net::ssl::context> tls,
+                                    quote_deck const& deck) {
     cluster_options options;
     options.redis = *cfg.redis;
     options.interval = cfg.interval;
     options.history = cfg.history;
     options.tls = std::move(tls);
     options.prefix = cfg.redis_prefix;
+    options.quotes = deck.quotes();
     return options;
 }
 
@@ -30,10 +32,9 @@ cluster_options cluster_options_for(config const& cfg, std::shared_ptr<net::ssl:
 class cluster_source final : public broadcast_source {
 public:
     cluster_source(net::any_io_executor executor, config const& cfg, std::shared_ptr<net::ssl::context> tls,
-                   quote_deck& deck, broadcaster& target)
-        : member_(
-              std::move(executor), cluster_options_for(cfg, std::move(tls)), [&deck] { return deck.next(); },
-              [this, &target](cluster_message m) { deliver(target, std::move(m)); }) {}
+                   quote_deck const& deck, broadcaster& target)
+        : member_(std::move(executor), cluster_options_for(cfg, std::move(tls), deck),
+                  [this, &target](cluster_message m) { deliver(target, std::move(m)); }) {}
 
     net::awaitable<void> run() override { return member_.run(); }
     void stop() override {
@@ -43,8 +44,8 @@ public:
     bool try_publish(std::string text) override { return member_.try_publish(std::move(text)); }
     broker_status status() const override {
         auto const redis = member_.status();
-        return {true,       member_.connected(), member_.leader(), redis.master,
-                redis.role, redis.sentinel,      redis.tls,        redis.failovers};
+        return {true,           member_.connected(), member_.leader(), redis.master, redis.role,
+                redis.sentinel, redis.tls,           redis.failovers,  redis.deck,   redis.fingerprint};
     }
 
 private:

@@ -53,7 +53,8 @@ std::size_t broadcaster_capacity(config const& cfg) noexcept;
 
 /**
  * The source `cfg` asks for, feeding `target`: a ticker over `deck` for a single node, or with cfg.redis this
- * node's membership of a cluster (whose leader deals from its own deck). The one place a source is chosen;
+ * node's membership of a cluster (whose leader deals the cluster's deck, kept in Redis, which must
+ * hold the same quotes as `deck`). The one place a source is chosen;
  * `deck` and `target` must outlive it.
  */
 std::unique_ptr<broadcast_source> make_broadcast_source(net::any_io_executor executor, config const& cfg,

@@ -39,6 +39,11 @@ std::string render_prometheus(metrics const& m, pool_counts const& r, broker_sta
         write_family(out, "wolf_redis_failovers_total", "counter",
                      "Master switches the sentinels announced (+switch-master) since this node started.");
         out << "wolf_redis_failovers_total " << broker.failovers << '\n';
+        write_family(out, "wolf_deck_info", "gauge", "The fingerprint of this node's deck of quotes.");
+        out << "wolf_deck_info{fingerprint=\"" << broker.fingerprint << "\"} 1\n";
+        write_family(out, "wolf_deck_mismatch", "gauge",
+                     "1 while the cluster deals another deck than this node's (it does not lead).");
+        out << "wolf_deck_mismatch " << (broker.deck == "mismatch" ? 1 : 0) << '\n';
     }
     write_family(out, "wolf_connections_total", "counter", "WebSocket handshakes completed.");
     out << "wolf_connections_total " << m.connections_total << '\n';
@@ -98,7 +103,9 @@ std::string render_health(pool_counts const& r, broker_status const& broker) {
         boost::json::object redis{{"master", broker.master},
                                   {"role", broker.role},
                                   {"tls", broker.tls},
-                                  {"failovers", broker.failovers}};
+                                  {"failovers", broker.failovers},
+                                  {"deck", broker.deck.empty() ? "unknown" : broker.deck},
+                                  {"deck_fingerprint", broker.fingerprint}};
         if (!broker.sentinel.empty()) redis["sentinel"] = broker.sentinel;
         health["redis"] = std::move(redis);
     }

@@ -83,6 +83,8 @@ struct broker_status {
     std::string sentinel;        // host:port of the sentinel in use ("" without Sentinel)
     bool tls = false;            // rediss://
     std::uint64_t failovers = 0; // master switches the sentinels announced
+    std::string deck;            // "shared", "mismatch" (the cluster deals another deck), "" not known yet
+    std::string fingerprint;     // of this node's deck
 };
 
 /** The Prometheus text exposition (format 0.0.4) of the counters, the histograms, the pools' and the
@@ -90,7 +92,8 @@ struct broker_status {
 std::string render_prometheus(metrics const& m, pool_counts const& pools, broker_status const& broker = {});
 
 /** The /healthz body: {"status":"ok","connections":N,"subscribers":M,"broker":"memory"|"redis",
- * "broker_connected":B,"leader":B}. */
+ * "broker_connected":B,"leader":B}, and with --redis "redis":{master, role, sentinel, tls, failovers, deck,
+ * deck_fingerprint}. */
 std::string render_health(pool_counts const& pools, broker_status const& broker = {});
 
 } // namespace wolf

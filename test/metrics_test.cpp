@@ -97,17 +97,22 @@ BOOST_AUTO_TEST_CASE(health_and_metrics_name_the_broker) {
     follower.leader = false;
     follower.master = "10.0.0.5:6379";
     follower.role = "master";
+    follower.deck = "shared";
+    follower.fingerprint = "07006b710d745946";
     BOOST_TEST(
         render_health(pools, follower) ==
         R"({"status":"ok","connections":0,"subscribers":0,"broker":"redis","broker_connected":true,)"
-        R"("leader":false,"redis":{"master":"10.0.0.5:6379","role":"master","tls":false,"failovers":0}})");
+        R"("leader":false,"redis":{"master":"10.0.0.5:6379","role":"master","tls":false,"failovers":0,)"
+        R"("deck":"shared","deck_fingerprint":"07006b710d745946"}})");
     broker_status cut_off = follower;
     cut_off.connected = false;
     cut_off.sentinel = "10.0.0.9:26379";
     cut_off.tls = true;
     cut_off.failovers = 2;
+    cut_off.deck = "mismatch";
     auto const health = render_health(pools, cut_off);
     BOOST_TEST(health.find(R"("sentinel":"10.0.0.9:26379")") != std::string::npos, health);
+    BOOST_TEST(health.find(R"("deck":"mismatch")") != std::string::npos, health);
     auto const text = render_prometheus(stats, pools, cut_off);
     BOOST_TEST(text.find("\nwolf_broker_info{broker=\"redis\"} 1\n") != std::string::npos);
     BOOST_TEST(text.find("\nwolf_broker_connected 0\n") != std::string::npos);
@@ -117,5 +122,11 @@ BOOST_AUTO_TEST_CASE(health_and_metrics_name_the_broker) {
                   "tls=\"true\"} 1\n") != std::string::npos,
         text);
     BOOST_TEST(text.find("\nwolf_redis_failovers_total 2\n") != std::string::npos);
+    BOOST_TEST(text.find("\nwolf_deck_info{fingerprint=\"07006b710d745946\"} 1\n") != std::string::npos,
+               text);
+    BOOST_TEST(text.find("\nwolf_deck_mismatch 1\n") != std::string::npos);
+    BOOST_TEST(render_prometheus(stats, pools, follower).find("\nwolf_deck_mismatch 0\n") !=
+               std::string::npos);
     BOOST_TEST(render_prometheus(stats, pools).find("wolf_redis_") == std::string::npos, "only with --redis");
+    BOOST_TEST(render_prometheus(stats, pools).find("wolf_deck_") == std::string::npos, "only with --redis");
 }

@@ -10,9 +10,13 @@
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/json.hpp>
+#include <cassert>
 #include <cctype>
 #include <cstdio>
+#include <numeric>
+#include <openssl/evp.h>
 #include <random>
+#include <stdexcept>
 #include <unistd.h>
 #include <vector>
 
@@ -23,16 +27,56 @@ constexpr duration first_backoff{100};
 constexpr duration max_backoff{2000};
 
 // Takes the lease if it is free (the SET NX PX every node competes with) or renews it if this node already
-// holds it (a SET that Redis ran after this node had given up waiting for it). {1} when this node holds
-// the lease now, else {0, the holder's milliseconds left}.
-// KEYS[1] the lease; ARGV[1] this node, ARGV[2] the lease in ms.
+// holds it (a SET that Redis ran after this node had given up waiting for it), once the deck is checked: a
+// node leads only with the cluster's deck (see deck_script). {1} when this node holds the lease now, else
+// {0, the holder's milliseconds left}; {3} the cluster deals another deck; {4} the deck must be stored first.
+// KEYS[1] the lease, KEYS[2] the deck's claim, KEYS[3] the deck; ARGV[1] this node, ARGV[2] the lease in ms,
+// ARGV[3] this node's deck fingerprint.
 constexpr char const* acquire_script = R"lua(
+local claim = redis.call('GET', KEYS[2])
+if claim and claim ~= ARGV[3] then return {3} end
+if redis.call('HGET', KEYS[3], 'fingerprint') ~= ARGV[3] then return {4} end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
     return {1}
 end
 return {0, redis.call('PTTL', KEYS[1])}
+)lua";
+
+// The cluster's deck lives in Redis: its quotes (a list), the fingerprint of those (the deck hash's
+// `fingerprint`, beside `last`, the index dealt last), what is left of the round (a list of indexes) and the
+// claim: the fingerprint of the nodes alive, refreshed with every lease attempt and tick of a node holding
+// that deck and expiring with a lease, so a deck no live node holds gives way. This stores this node's
+// deck unless another is claimed: {3} another is, {1, 1} stored anew (the round starts again), {1, 0} it was
+// there. KEYS[1] the claim, KEYS[2] the deck, KEYS[3] the quotes, KEYS[4] the round; ARGV[1] the
+// fingerprint, ARGV[2] the claim's time in ms, ARGV[3...] the quotes.
+constexpr char const* deck_script = R"lua(
+local claim = redis.call('GET', KEYS[1])
+if claim and claim ~= ARGV[1] then return {3} end
+local stored = 0
+if redis.call('HGET', KEYS[2], 'fingerprint') ~= ARGV[1] or redis.call('LLEN', KEYS[3]) ~= #ARGV - 2 then
+    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+    for i = 3, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+    redis.call('HSET', KEYS[2], 'fingerprint', ARGV[1])
+    stored = 1
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {1, stored}
+)lua";
+
+// A new round when the last is dealt: the order the node shuffled, unless another node's is there already.
+// {1}; {4} the deck is not this node's (the tick checks again). KEYS[1] the deck, KEYS[2] the quotes,
+// KEYS[3] the round; ARGV[1] the fingerprint, ARGV[2...] the quotes' indexes in the new order.
+constexpr char const* round_script = R"lua(
+if redis.call('HGET', KEYS[1], 'fingerprint') ~= ARGV[1] or redis.call('LLEN', KEYS[2]) ~= #ARGV - 1 then
+    return {4}
+end
+if redis.call('LLEN', KEYS[3]) == 0 then
+    for i = 2, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+end
+return {1}
 )lua";
 
 // What both publishing scripts do, in the same atomic step as the PUBLISH: position(...) takes the epoch
@@ -66,20 +110,35 @@ local function append(stream_key, history, offset, payload)
 end
 )lua";
 
-// One tick of the leader, atomically: check the lease is still this node's and renew it; take the next
-// tick number (never below what this node has seen: Redis may have restarted without its data) and the
-// next position; append; publish. A tick that reaches Redis much later than the leader's schedule allows (it
-// sat in a socket while Redis was stopped) renews the lease but is not published: ticks missed in an outage
-// are skipped, not replayed. {0} the lease is someone else's; {2} late, skipped; {1, tick} published.
-// KEYS[1] the lease, KEYS[2] the tick counter, KEYS[3] the epoch, KEYS[4] the offset, KEYS[5] the stream;
-// ARGV[1] this node, ARGV[2] the lease in ms, ARGV[3] the least lease left for a tick on time, ARGV[4] the
-// last tick this node saw, ARGV[5] the quote, ARGV[6] the channel, ARGV[7] a new epoch if Redis has none,
-// ARGV[8] and ARGV[9] the last position this node saw, ARGV[10] the stream's length.
+// One tick of the leader, atomically: check the lease is still this node's and renew it; deal the deck's next
+// quote; take the next tick number (never below what this node has seen: Redis may have restarted without
+// its data) and the next position; append; publish. A tick that reaches Redis much later than the leader's
+// schedule allows (it sat in a socket while Redis was stopped) renews the lease but is not published: ticks
+// missed in an outage are skipped, not replayed. {0} the lease is someone else's; {2} late, skipped;
+// {1, tick} published; {3} another deck is the cluster's: the lease is given up; {4} the deck must be stored
+// (deck_script); {5, last} the round is dealt, a new one is needed (round_script).
+// KEYS[1] the lease, KEYS[2] the tick counter, KEYS[3] the epoch, KEYS[4] the offset, KEYS[5] the stream,
+// KEYS[6] the deck's claim, KEYS[7] the deck, KEYS[8] the quotes, KEYS[9] the round; ARGV[1] this node,
+// ARGV[2] the lease in ms, ARGV[3] the least lease left for a tick on time, ARGV[4] the last tick this node
+// saw, ARGV[5] the deck's fingerprint, ARGV[6] the channel, ARGV[7] a new epoch if Redis has none, ARGV[8]
+// and ARGV[9] the last position this node saw, ARGV[10] the stream's length.
 constexpr std::string_view tick_lua = R"lua(
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
 local left = redis.call('PTTL', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if left < tonumber(ARGV[3]) then return {2} end
+local claim = redis.call('GET', KEYS[6])
+if claim and claim ~= ARGV[5] then
+    redis.call('DEL', KEYS[1])
+    return {3}
+end
+if redis.call('HGET', KEYS[7], 'fingerprint') ~= ARGV[5] then return {4} end
+redis.call('SET', KEYS[6], ARGV[5], 'PX', ARGV[2])
+local index = redis.call('LPOP', KEYS[9])
+if not index then return {5, tonumber(redis.call('HGET', KEYS[7], 'last') or '-1')} end
+local quote = redis.call('LINDEX', KEYS[8], index)
+if not quote then return {4} end
+redis.call('HSET', KEYS[7], 'last', index)
 local tick = redis.call('INCR', KEYS[2])
 local seen = tonumber(ARGV[4])
 if tick <= seen then
@@ -87,7 +146,7 @@ if tick <= seen then
     redis.call('SET', KEYS[2], tick)
 end
 local epoch, offset = position(KEYS[3], KEYS[4], KEYS[5], ARGV[7], ARGV[8], ARGV[9])
-local payload = cjson.encode({tick = tick, message = ARGV[5], leader = ARGV[1], epoch = epoch, offset = offset})
+local payload = cjson.encode({tick = tick, message = quote, leader = ARGV[1], epoch = epoch, offset = offset})
 append(KEYS[5], ARGV[10], offset, payload)
 redis.call('PUBLISH', ARGV[6], payload)
 return {1, tick}
@@ -202,19 +261,20 @@ std::string make_node_id() {
     return std::string(host) + "-" + std::to_string(::getpid()) + "-" + suffix;
 }
 
-cluster::cluster(net::any_io_executor executor, cluster_options options, quote_source next_quote,
-                 delivery deliver)
+cluster::cluster(net::any_io_executor executor, cluster_options options, delivery deliver)
     : executor_(executor)
     , options_(std::move(options))
     , keys_(options_.prefix)
-    , next_quote_(std::move(next_quote))
     , deliver_(std::move(deliver))
+    , fingerprint_(deck_fingerprint(options_.quotes))
     , node_id_(options_.node_id.empty() ? make_node_id() : options_.node_id)
     , timeout_(options_.timeout.count() > 0 ? options_.timeout
                                             : std::clamp(options_.interval, duration{500}, duration{2000}))
     , wake_(executor)
     , watch_wake_(executor)
     , watch_done_(executor) {
+    assert(!options_.quotes.empty());
+    status_.fingerprint = fingerprint_;
 }
 
 cluster_keys::cluster_keys(std::string_view prefix)
@@ -223,7 +283,29 @@ cluster_keys::cluster_keys(std::string_view prefix)
     , channel(std::string(prefix) + ":wisdom")
     , epoch(std::string(prefix) + ":epoch")
     , offset(std::string(prefix) + ":offset")
-    , stream(std::string(prefix) + ":stream") {
+    , stream(std::string(prefix) + ":stream")
+    , deck(std::string(prefix) + ":deck")
+    , quotes(std::string(prefix) + ":deck:quotes")
+    , round(std::string(prefix) + ":deck:round")
+    , claim(std::string(prefix) + ":deck:claim") {
+}
+
+std::string deck_fingerprint(std::vector<std::string> const& quotes) {
+    // Each quote with its length before it, so no two decks run together into the same bytes.
+    std::string bytes;
+    for (auto const& quote : quotes)
+        bytes.append(std::to_string(quote.size())).append(":").append(quote);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr) != 1 || size < 8)
+        throw std::runtime_error("SHA-256 failed");
+    std::string hex;
+    for (std::size_t i = 0; i < 8; ++i) {
+        char two[3];
+        std::snprintf(two, sizeof two, "%02x", digest[i]);
+        hex += two;
+    }
+    return hex;
 }
 
 bool valid_cluster_prefix(std::string_view prefix) noexcept {
@@ -570,60 +652,146 @@ net::awaitable<std::string> cluster::serve() {
 
 net::awaitable<std::string> cluster::try_acquire(tick_schedule& schedule) {
     auto const lease = options_.interval * 3;
-    std::vector<std::string> args{"EVAL",       acquire_script, "1",
-                                  keys_.leader, node_id_,       std::to_string(lease.count())};
-    auto const result = co_await commands_->command(std::move(args));
-    if (!result.ok()) co_return result.failure;
-    auto const reply = script_reply(result.reply);
-    if (!reply) co_return "lease: " + describe(result.reply);
+    std::optional<std::pair<long long, long long>> reply;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        std::vector<std::string> args{"EVAL",      acquire_script, "3",      keys_.leader,
+                                      keys_.claim, keys_.deck,     node_id_, std::to_string(lease.count()),
+                                      fingerprint_};
+        auto const result = co_await commands_->command(std::move(args));
+        if (!result.ok()) co_return result.failure;
+        reply = script_reply(result.reply);
+        if (!reply) co_return "lease: " + describe(result.reply);
+        if (reply->first != 4) break;
+        // The deck is not in Redis (a new cluster, an emptied Redis, a deck no live node holds any more).
+        if (auto failure = co_await store_deck(); !failure.empty()) co_return failure;
+    }
 
     auto const now = steady_clock::now();
     if (reply->first == 1) {
+        co_await deck_is(true);
         set_state(true, true);
         log_info("leader_acquired", kv("node", node_id_), kv("last_tick", last_tick_.load()));
         schedule.reschedule(now); // the first tick at once: the old leader's are already late
         co_return std::string();
     }
+    if (reply->first == 3 || reply->first == 4) {
+        co_await deck_is(false); // another deck is the cluster's: try again in an interval
+        schedule.reschedule(now + options_.interval);
+        co_return std::string();
+    }
+    co_await deck_is(true);
     // Try again the moment the holder's lease would expire, or in one interval if it renews it meanwhile.
     auto const left = reply->second >= 0 ? duration{reply->second + 1} : options_.interval;
     schedule.reschedule(now + std::min(left, options_.interval));
     co_return std::string();
 }
 
+net::awaitable<std::string> cluster::store_deck() {
+    auto const lease = options_.interval * 3;
+    std::vector<std::string> args{"EVAL",      deck_script,  "4",
+                                  keys_.claim, keys_.deck,   keys_.quotes,
+                                  keys_.round, fingerprint_, std::to_string(lease.count())};
+    args.insert(args.end(), options_.quotes.begin(), options_.quotes.end());
+    auto const result = co_await commands_->command(std::move(args));
+    if (!result.ok()) co_return result.failure;
+    auto const reply = script_reply(result.reply);
+    if (!reply) co_return "deck: " + describe(result.reply);
+    if (reply->first == 1 && reply->second == 1)
+        log_info("deck_stored", kv("node", node_id_), kv("fingerprint", fingerprint_),
+                 kv("quotes", options_.quotes.size()));
+    co_return std::string();
+}
+
+net::awaitable<std::string> cluster::new_round(long long last) {
+    std::vector<std::size_t> order(options_.quotes.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::shuffle(order.begin(), order.end(), shuffle_);
+    // Never the last round's last quote first (as quote_deck does).
+    if (order.size() > 1 && static_cast<long long>(order.front()) == last)
+        std::swap(order.front(), order.back());
+    std::vector<std::string> args{"EVAL",       round_script, "3",         keys_.deck,
+                                  keys_.quotes, keys_.round,  fingerprint_};
+    for (auto const index : order)
+        args.push_back(std::to_string(index));
+    auto const result = co_await commands_->command(std::move(args));
+    if (!result.ok()) co_return result.failure;
+    if (!script_reply(result.reply)) co_return "round: " + describe(result.reply);
+    co_return std::string();
+}
+
+net::awaitable<void> cluster::deck_is(bool shared) {
+    std::string const state = shared ? "shared" : "mismatch";
+    std::string before;
+    {
+        std::lock_guard lock(status_mutex_);
+        before = std::exchange(status_.deck, state);
+    }
+    if (before == state) co_return;
+    if (shared) {
+        if (!before.empty()) log_info("deck_matched", kv("node", node_id_), kv("fingerprint", fingerprint_));
+        co_return;
+    }
+    // Which deck the cluster deals, for the operator to compare.
+    std::vector<std::string> args{"GET", keys_.claim};
+    auto const claimed = co_await commands_->command(std::move(args));
+    auto const theirs = claimed.ok() && claimed.reply.type == redis_reply::kind::string ? claimed.reply.text
+                                                                                        : std::string("none");
+    log_warn("deck_mismatch", kv("node", node_id_), kv("fingerprint", fingerprint_), kv("cluster", theirs),
+             kv("quotes", options_.quotes.size()));
+}
+
 net::awaitable<std::string> cluster::tick(tick_schedule& schedule) {
     auto const lease = options_.interval * 3;
     auto const least_left =
         lease - options_.interval - options_.interval / 2; // half an interval late at most
-    std::vector<std::string> args{"EVAL",
-                                  tick_script,
-                                  "5",
-                                  keys_.leader,
-                                  keys_.tick,
-                                  keys_.epoch,
-                                  keys_.offset,
-                                  keys_.stream,
-                                  node_id_,
-                                  std::to_string(lease.count()),
-                                  std::to_string(least_left.count()),
-                                  std::to_string(last_tick_.load()),
-                                  next_quote_(),
-                                  keys_.channel,
-                                  random_hex(8),
-                                  epoch_,
-                                  std::to_string(last_offset_),
-                                  std::to_string(options_.history)};
-    auto const result = co_await commands_->command(std::move(args));
-    if (!result.ok()) co_return result.failure;
-    auto const reply = script_reply(result.reply);
-    if (!reply) co_return "tick: " + describe(result.reply);
+    std::optional<std::pair<long long, long long>> reply;
+    // At most once each: store the deck (Redis lost it), then start a new round.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        std::vector<std::string> args{"EVAL",
+                                      tick_script,
+                                      "9",
+                                      keys_.leader,
+                                      keys_.tick,
+                                      keys_.epoch,
+                                      keys_.offset,
+                                      keys_.stream,
+                                      keys_.claim,
+                                      keys_.deck,
+                                      keys_.quotes,
+                                      keys_.round,
+                                      node_id_,
+                                      std::to_string(lease.count()),
+                                      std::to_string(least_left.count()),
+                                      std::to_string(last_tick_.load()),
+                                      fingerprint_,
+                                      keys_.channel,
+                                      random_hex(8),
+                                      epoch_,
+                                      std::to_string(last_offset_),
+                                      std::to_string(options_.history)};
+        auto const result = co_await commands_->command(std::move(args));
+        if (!result.ok()) co_return result.failure;
+        reply = script_reply(result.reply);
+        if (!reply) co_return "tick: " + describe(result.reply);
+        std::string failure;
+        if (reply->first == 4)
+            failure = co_await store_deck();
+        else if (reply->first == 5)
+            failure = co_await new_round(reply->second);
+        else
+            break;
+        if (!failure.empty()) co_return failure;
+    }
 
     auto const now = steady_clock::now();
-    if (reply->first == 0) {
+    if (reply->first == 0 || reply->first == 3 || reply->first == 4) {
         set_state(true, false);
         log_info("leader_lost", kv("node", node_id_));
-        schedule.reschedule(now);
+        if (reply->first != 0) co_await deck_is(false);
+        schedule.reschedule(reply->first == 0 ? now : now + options_.interval);
         co_return std::string();
     }
+    if (reply->first == 5) co_return "tick: the deck's round could not be started";
     if (reply->first == 2)
         log_warn("tick_skipped", kv("reason", "late"), kv("node", node_id_));
     else if (reply->second > 0)

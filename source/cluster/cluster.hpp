@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,7 +34,14 @@ struct cluster_keys {
     std::string epoch;   // the name of the broadcasts' sequence
     std::string offset;  // the last broadcast's offset in the epoch
     std::string stream;  // the latest broadcasts, by offset (0-<offset>)
+    std::string deck;    // the cluster's deck: a hash of its fingerprint and the index dealt last
+    std::string quotes;  // its quotes, a list
+    std::string round;   // the indexes left to deal in this round, a list
+    std::string claim;   // the fingerprint of the deck the live nodes hold, expiring with a lease
 };
+
+/** A deck's fingerprint: 16 hex digits of the SHA-256 of its quotes, in order. */
+std::string deck_fingerprint(std::vector<std::string> const& quotes);
 
 /** Whether `prefix` may name a cluster's keys: 1 to 64 letters, digits and "_-.:". */
 bool valid_cluster_prefix(std::string_view prefix) noexcept;
@@ -58,17 +66,24 @@ struct cluster_options {
     std::size_t history = 100; // broadcasts the stream keeps (about), and a starting node reads back
     std::shared_ptr<net::ssl::context> tls; // for a rediss:// endpoint (make_redis_tls_context)
     std::string prefix = "wolf";            // of every key and the channel (cluster_keys)
+    std::vector<std::string> quotes;        // this node's deck (at least one quote); the cluster's must match
 };
 
 /**
  * One node of a cluster sharing one broadcast through Redis.
  *
  * Nodes compete for a lease (`SET wolf:leader <node> NX PX <3 intervals>`). The holder is the only one to
- * pick quotes: every interval a Lua script checks it still holds the lease, renews it, takes the next tick
- * number from `wolf:tick` and publishes the tick on `wolf:wisdom`, all in one step, so a node that lost
- * the lease can never publish. The others retry the lease when it would expire, so a dead leader is
- * replaced within the lease time, and the counter lives in Redis, so tick numbers keep increasing. Every
- * node, the leader included, subscribes to the channel and hands each message to `deliver`.
+ * deal quotes: every interval a Lua script checks it still holds the lease, renews it, deals the next quote
+ * of the cluster's deck, takes the next tick number from `wolf:tick` and publishes the tick on
+ * `wolf:wisdom`, all in one step, so a node that lost the lease can never publish.
+ *
+ * The deck lives in Redis (`wolf:deck`, its quotes and what is left of the round), so a new leader goes on
+ * with the round: no quote repeats before every quote was dealt, whoever leads. Every node must hold the
+ * same quotes; a node whose deck's fingerprint differs from the one the live nodes claim says so (the
+ * `deck_mismatch` log, status().deck) and never leads, until no live node holds the claimed deck any more.
+ * The others retry the lease when it would expire, so a dead leader is replaced within the lease time, and
+ * the counter lives in Redis, so tick numbers keep increasing. Every node, the leader included, subscribes to
+ * the channel and hands each message to `deliver`.
  *
  * Every broadcast, a tick or an operator's message (published by a script on any node), takes its position
  * in the same atomic step: the cluster's epoch (`wolf:epoch`, made anew when Redis has none: it came back
@@ -91,11 +106,8 @@ struct cluster_options {
 class cluster {
 public:
     using delivery = std::function<void(cluster_message)>;
-    /** What the leader broadcasts at its next tick (the server's deck deals it). */
-    using quote_source = std::function<std::string()>;
 
-    cluster(net::any_io_executor executor, cluster_options options, quote_source next_quote,
-            delivery deliver);
+    cluster(net::any_io_executor executor, cluster_options options, delivery deliver);
     ~cluster();
     cluster(cluster const&) = delete;
     cluster& operator=(cluster const&) = delete;
@@ -119,6 +131,8 @@ public:
         std::string sentinel; // host:port of the sentinel that named it, or whose +switch-master is followed
         bool tls = false;     // rediss://
         std::uint64_t failovers = 0; // +switch-master messages about this cluster's master
+        std::string deck;        // "shared": this node's deck is the cluster's; "mismatch"; "" not known yet
+        std::string fingerprint; // of this node's deck
     };
     redis_status status() const;
 
@@ -136,6 +150,12 @@ private:
     net::awaitable<std::string> serve();
     net::awaitable<std::string> try_acquire(tick_schedule& schedule);
     net::awaitable<std::string> tick(tick_schedule& schedule);
+    /** Stores this node's deck as the cluster's unless another is claimed (then `mismatch` is set). */
+    net::awaitable<std::string> store_deck();
+    /** Starts a new round of the deck, never with `last`, the quote dealt last. */
+    net::awaitable<std::string> new_round(long long last);
+    /** Records whether this node's deck is the cluster's, and logs a change. */
+    net::awaitable<void> deck_is(bool shared);
     net::awaitable<void> release();
     net::awaitable<void> publish(std::string text);
     void on_channel_message(std::string const& payload);
@@ -153,8 +173,8 @@ private:
     net::any_io_executor executor_;
     cluster_options options_;
     cluster_keys keys_;
-    quote_source next_quote_;
     delivery deliver_;
+    std::string fingerprint_; // of options_.quotes
     std::string node_id_;
     duration timeout_;
     net::steady_timer wake_; // the session's next step, or the next reconnect; cancelled by stop and loss
@@ -173,7 +193,8 @@ private:
     std::vector<cluster_message> held_;
 
     mutable std::mutex status_mutex_;
-    redis_status status_; // master, role and sentinel
+    redis_status status_;                             // master, role, sentinel and deck
+    std::mt19937_64 shuffle_{std::random_device{}()}; // the deck's rounds
     std::atomic<std::uint64_t> failovers_{0};
     std::shared_ptr<redis_client> watch_; // the sentinel subscription, with Sentinel
     std::string watch_lost_;              // why it ended

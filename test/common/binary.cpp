@@ -54,6 +54,8 @@ net::awaitable<health> healthz(std::uint16_t port) {
         result.role = r.at("role").as_string();
         if (auto const* sentinel = r.if_contains("sentinel")) result.sentinel = sentinel->as_string();
         result.failovers = r.at("failovers").to_number<std::uint64_t>();
+        result.deck = r.at("deck").as_string();
+        result.deck_fingerprint = r.at("deck_fingerprint").as_string();
     }
     co_return result;
 }

@@ -40,6 +40,8 @@ struct health {
     std::string role;
     std::string sentinel;
     std::uint64_t failovers = 0;
+    std::string deck; // "shared", "mismatch" or "unknown"
+    std::string deck_fingerprint;
 };
 
 /** GET /healthz on 127.0.0.1:port, parsed; fails the test unless it is 200 with the contract's fields. */

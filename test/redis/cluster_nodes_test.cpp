@@ -3,7 +3,7 @@
 // on each: every node delivers the same quote with the same tick number, exactly one node leads, an
 // operator's message reaches all three; when the leader is killed another node ticks on within three
 // intervals and the numbers keep increasing; when Redis stops, clients stay connected, /healthz says so,
-// and the ticks resume when it returns.
+// and the ticks resume when it returns; a node started with other quotes says so and never leads.
 #include "common/binary.hpp"
 #include "common/clients.hpp"
 #include "common/cluster_run.hpp"
@@ -15,6 +15,9 @@
 #include <algorithm>
 #include <boost/beast/http.hpp>
 #include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
 
 using namespace wolf;
 using namespace wolf::test;
@@ -158,4 +161,43 @@ BOOST_AUTO_TEST_CASE(a_redis_outage_keeps_clients_connected_and_the_ticks_resume
         // node still reconnecting may miss the first ones: those are skipped, not replayed).
         cluster.check_same_quote_per_tick(last);
     });
+}
+
+BOOST_AUTO_TEST_CASE(
+    a_node_started_with_other_quotes_says_so_in_its_log_healthz_and_metrics_and_never_leads) {
+    redis_server redis;
+    cluster_run cluster(redis.url(), node_args(), 2);
+    auto const quotes =
+        std::filesystem::temp_directory_path() / ("wolf-other-deck-" + std::to_string(::getpid()) + ".txt");
+    std::ofstream(quotes) << "A deck of its own.\nAnd another quote.\n";
+    cluster.with_subscribers(2, [&]() -> net::awaitable<void> {
+        auto args = node_args();
+        args.insert(args.end(), {"--quotes", quotes.string()});
+        cluster_node odd(WOLF_BINARY, redis.url(), args);
+        auto const warned = co_await odd.server.async_wait_for_line(" deck_mismatch ", 5s);
+        BOOST_REQUIRE_MESSAGE(warned, odd.server.tail());
+
+        auto const theirs = co_await healthz(cluster.at(0).port);
+        auto const mine = co_await healthz(odd.port);
+        BOOST_TEST(theirs.deck == "shared");
+        BOOST_TEST(mine.deck == "mismatch");
+        BOOST_TEST(mine.deck_fingerprint != theirs.deck_fingerprint);
+        BOOST_TEST(logged_field(warned->text, "fingerprint").value_or("") == mine.deck_fingerprint);
+        BOOST_TEST(logged_field(warned->text, "cluster").value_or("") == theirs.deck_fingerprint);
+        BOOST_TEST(metric(co_await scrape_metrics(odd.port), "wolf_deck_mismatch") == 1);
+        BOOST_TEST(metric(co_await scrape_metrics(cluster.at(0).port), "wolf_deck_mismatch") == 0);
+
+        // Several lease attempts later it has still not led, nor been counted a leader.
+        BOOST_REQUIRE(co_await cluster.ticks_grow(4, 3s));
+        BOOST_TEST(!(co_await healthz(odd.port)).leader);
+        auto const lines = odd.server.lines();
+        BOOST_TEST(std::none_of(lines.begin(), lines.end(),
+                                [](output_line const& line) {
+                                    return line.text.find(" leader_acquired ") != std::string::npos;
+                                }),
+                   odd.server.tail());
+        odd.server.send_signal(SIGTERM);
+        BOOST_TEST(odd.server.wait(10s).value_or(-1) == 0, odd.server.tail());
+    });
+    std::filesystem::remove(quotes);
 }

@@ -2,7 +2,8 @@
 // Three cluster nodes in one process against a real redis-server, without the WebSocket server: one leader
 // picks every tick and every node delivers it; a dead leader's lease runs out and the count goes on; a
 // leader that stops hands over at once; operator messages reach every node; a stopped, killed or
-// restarted Redis is survived, and the tick numbers keep increasing.
+// restarted Redis is survived, and the tick numbers keep increasing; the deck's round goes on across
+// leaders, and a node with another deck never leads while the cluster's deck has a live holder.
 #include "cluster/cluster.hpp"
 #include "cluster/redis_client.hpp"
 #include "common/redis_server.hpp"
@@ -13,6 +14,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/test/unit_test.hpp>
 #include <map>
+#include <set>
 #include <variant>
 
 using namespace wolf;
@@ -32,12 +34,19 @@ struct delivery {
 /** Every node's deliveries, state changes and ends: what the tests' waits wake on. */
 notifier cluster_events;
 
-/** One cluster node, its deck and what it delivered. */
+/** A deck of `size` quotes, "<name> 1" to "<name> <size>". */
+std::vector<std::string> deck_of(std::size_t size, std::string const& name = "The pack says") {
+    std::vector<std::string> quotes;
+    for (std::size_t i = 1; i <= size; ++i)
+        quotes.push_back(name + " " + std::to_string(i));
+    return quotes;
+}
+
+/** One cluster node and what it delivered. */
 struct node {
     node(net::any_io_executor executor, std::string const& url, std::string id,
-         std::string cluster_prefix = "wolf")
-        : deck({id + " quote 1", id + " quote 2", id + " quote 3"})
-        , prefix(cluster_prefix) {
+         std::string cluster_prefix = "wolf", std::vector<std::string> quotes = deck_of(5))
+        : prefix(cluster_prefix) {
         auto parsed = parse_redis_url(url);
         BOOST_REQUIRE(std::holds_alternative<redis_endpoint>(parsed));
         cluster_options options;
@@ -45,14 +54,13 @@ struct node {
         options.interval = interval;
         options.node_id = std::move(id);
         options.prefix = std::move(cluster_prefix);
-        member = std::make_unique<cluster>(
-            executor, std::move(options), [this] { return deck.next(); },
-            [this](cluster_message m) {
-                // Broadcasts only: what a node learns of the cluster's position when it connects is none.
-                if (m.purpose != cluster_message::use::deliver) return;
-                got.push_back({std::move(m), std::chrono::steady_clock::now()});
-                cluster_events.notify();
-            });
+        options.quotes = std::move(quotes);
+        member = std::make_unique<cluster>(executor, std::move(options), [this](cluster_message m) {
+            // Broadcasts only: what a node learns of the cluster's position when it connects is none.
+            if (m.purpose != cluster_message::use::deliver) return;
+            got.push_back({std::move(m), std::chrono::steady_clock::now()});
+            cluster_events.notify();
+        });
         member->on_change([] { cluster_events.notify(); });
         net::co_spawn(executor, member->run(), [this](std::exception_ptr e) {
             finished = true;
@@ -69,7 +77,6 @@ struct node {
     }
     std::size_t tick_count() const { return ticks().size(); }
 
-    quote_deck deck;
     std::string prefix;
     std::vector<delivery> got;
     std::unique_ptr<cluster> member;
@@ -166,7 +173,7 @@ BOOST_AUTO_TEST_CASE(one_leader_picks_and_every_node_delivers_the_same_consecuti
             BOOST_TEST(n->member->connected());
             BOOST_TEST(n->member->last_tick() == numbers.back());
         }
-        // The quotes are the leader's: one node picks them all.
+        // One node deals them all.
         auto const& leader =
             **std::find_if(all.begin(), all.end(), [](auto const& n) { return n->member->leader(); });
         for (auto const& d : all.front()->got)
@@ -343,10 +350,108 @@ BOOST_AUTO_TEST_CASE(clusters_with_different_prefixes_share_one_redis_without_he
                 BOOST_TEST(d.message.from.starts_with(n->prefix + "-"), n->member->node_id()
                                                                             << " heard " << d.message.from);
         auto client = co_await raw_client(redis.url());
-        std::vector<std::string> exists{"EXISTS", "red:tick", "blue:tick", "red:leader", "blue:leader"};
-        BOOST_TEST((co_await raw_command(*client, std::move(exists))).reply.integer == 4);
-        std::vector<std::string> unprefixed{"EXISTS", "wolf:tick", "wolf:leader", "wolf:epoch"};
+        std::vector<std::string> exists{"EXISTS",      "red:tick", "blue:tick",        "red:leader",
+                                        "blue:leader", "red:deck", "blue:deck:quotes", "red:deck:claim"};
+        BOOST_TEST((co_await raw_command(*client, std::move(exists))).reply.integer == 7);
+        std::vector<std::string> unprefixed{"EXISTS", "wolf:tick", "wolf:leader", "wolf:epoch", "wolf:deck"};
         BOOST_TEST((co_await raw_command(*client, std::move(unprefixed))).reply.integer == 0);
         co_await stop_all(all);
     });
+}
+
+BOOST_AUTO_TEST_CASE(the_round_goes_on_across_leader_changes_and_no_quote_repeats_before_all_were_dealt) {
+    redis_server redis;
+    run_coro(
+        [&]() -> net::awaitable<void> {
+            auto const executor = co_await net::this_coro::executor;
+            auto const quotes = deck_of(20);
+            nodes all;
+            for (int i = 0; i < 3; ++i)
+                all.push_back(std::make_unique<node>(executor, redis.url(), "node" + std::to_string(i),
+                                                     "wolf", quotes));
+            auto const highest = [&] {
+                std::uint64_t top = 0;
+                for (auto const& n : all)
+                    for (auto const tick : n->ticks())
+                        top = std::max(top, tick);
+                return top;
+            };
+            // The lead changes hands twice in the middle of the first round.
+            for (std::uint64_t at : {6u, 13u}) {
+                BOOST_REQUIRE(co_await cluster_events.until([&] { return highest() >= at; }, 5s));
+                auto const leader = std::find_if(all.begin(), all.end(), [](auto const& n) {
+                    return !n->finished && n->member->leader();
+                });
+                BOOST_REQUIRE(leader != all.end());
+                (*leader)->member->stop();
+                BOOST_REQUIRE(co_await cluster_events.until([&] { return (*leader)->finished; }, 2s));
+            }
+            BOOST_REQUIRE(co_await cluster_events.until([&] { return highest() >= 41; }, 10s));
+
+            // Every tick as any node delivered it: consecutive numbers from the first.
+            std::map<std::uint64_t, cluster_message> dealt;
+            for (auto const& n : all)
+                for (auto const& d : n->got)
+                    if (d.message.tick) dealt.emplace(*d.message.tick, d.message);
+            for (std::uint64_t tick = 1; tick <= 40; ++tick)
+                BOOST_REQUIRE_MESSAGE(dealt.count(tick), "tick " << tick << " was delivered somewhere");
+            std::set<std::string> dealers;
+            for (std::uint64_t tick = 1; tick <= 20; ++tick)
+                dealers.insert(dealt[tick].from);
+            BOOST_TEST(dealers.size() == 3u, "three leaders dealt the first round");
+            // Each round of twenty deals every quote once, and the second does not begin with the first's
+            // last.
+            std::set<std::string> const every(quotes.begin(), quotes.end());
+            for (std::uint64_t first : {1u, 21u}) {
+                std::set<std::string> round;
+                for (auto tick = first; tick < first + 20; ++tick)
+                    round.insert(dealt[tick].text);
+                BOOST_TEST((round == every), "the round from tick " << first);
+            }
+            BOOST_TEST(dealt[20].text != dealt[21].text);
+            check_same_ticks(all);
+            co_await stop_all(all);
+        },
+        30s);
+}
+
+BOOST_AUTO_TEST_CASE(a_node_with_another_deck_never_leads_until_no_live_node_holds_the_cluster_deck) {
+    redis_server redis;
+    run_coro(
+        [&]() -> net::awaitable<void> {
+            auto const executor = co_await net::this_coro::executor;
+            nodes all;
+            all.push_back(std::make_unique<node>(executor, redis.url(), "a0", "wolf", deck_of(5, "A")));
+            all.push_back(std::make_unique<node>(executor, redis.url(), "a1", "wolf", deck_of(5, "A")));
+            BOOST_REQUIRE(co_await ticks_grow(all, 2, 5s));
+            all.push_back(std::make_unique<node>(executor, redis.url(), "b", "wolf", deck_of(5, "B")));
+            auto& odd = *all.back();
+            BOOST_REQUIRE(co_await cluster_events.until([&] { return odd.tick_count() >= 6; }, 5s));
+            BOOST_TEST(odd.member->status().deck == "mismatch");
+            BOOST_TEST(odd.member->status().fingerprint == deck_fingerprint(deck_of(5, "B")));
+            BOOST_TEST(all[0]->member->status().deck == "shared");
+            BOOST_TEST(!odd.member->leader());
+            for (auto const& d : odd.got) {
+                BOOST_TEST(d.message.text.starts_with("A "), "the cluster's deck: " << d.message.text);
+                BOOST_TEST(d.message.from != "b");
+            }
+
+            // The nodes holding deck A go: once their claim runs out (a lease), deck B is the cluster's.
+            all[0]->member->stop();
+            all[1]->member->stop();
+            BOOST_REQUIRE(
+                co_await cluster_events.until([&] { return all[0]->finished && all[1]->finished; }, 2s));
+            auto const gone = std::chrono::steady_clock::now();
+            BOOST_REQUIRE(co_await cluster_events.until(
+                [&] { return !odd.got.empty() && odd.got.back().message.text.starts_with("B "); }, 3s));
+            BOOST_TEST_MESSAGE(
+                "deck B dealt "
+                << std::chrono::duration_cast<std::chrono::milliseconds>(odd.got.back().at - gone).count()
+                << " ms after the last node with deck A went");
+            BOOST_TEST(odd.member->leader());
+            BOOST_TEST(odd.member->status().deck == "shared");
+            check_increasing(all);
+            co_await stop_all(all);
+        },
+        30s);
 }
