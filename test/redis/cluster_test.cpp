@@ -307,8 +307,16 @@ BOOST_AUTO_TEST_CASE(a_redis_restarted_without_its_data_keeps_the_tick_numbers_i
             redis.kill();
             BOOST_REQUIRE(co_await cluster_events.until([&] { return all_connected(all, false); }, 2s));
             redis.restart(); // empty: wolf:tick starts from nothing
+            auto const restarted = std::chrono::steady_clock::now();
             BOOST_REQUIRE(co_await cluster_events.until([&] { return all_connected(all, true); }, 5s));
             BOOST_REQUIRE(co_await ticks_grow(all, 3, 3s));
+            auto first = std::chrono::steady_clock::time_point::max();
+            for (auto const& n : all)
+                for (auto const& d : n->got)
+                    if (d.message.tick > last) first = std::min(first, d.at);
+            auto const took = std::chrono::duration_cast<std::chrono::milliseconds>(first - restarted);
+            BOOST_TEST_MESSAGE("the first tick came " << took.count() << " ms after Redis restarted");
+            BOOST_TEST((took <= 2s + interval + 500ms), took.count() << " ms: the backoff is at most 2 s");
             for (auto const& n : all)
                 BOOST_TEST(n->ticks().back() > last);
             check_increasing(all);
