@@ -29,12 +29,16 @@ constexpr duration max_backoff{2000};
 // Takes the lease if it is free (the SET NX PX every node competes with) or renews it if this node already
 // holds it (a SET that Redis ran after this node had given up waiting for it), once the deck is checked: a
 // node leads only with the cluster's deck (see deck_script). {1} when this node holds the lease now, else
-// {0, the holder's milliseconds left}; {3} the cluster deals another deck; {4} the deck must be stored first.
+// {0, the holder's milliseconds left}; {3} the cluster deals another deck (a lease this node still held is
+// given up); {4} the deck must be stored first.
 // KEYS[1] the lease, KEYS[2] the deck's claim, KEYS[3] the deck; ARGV[1] this node, ARGV[2] the lease in ms,
 // ARGV[3] this node's deck fingerprint.
 constexpr char const* acquire_script = R"lua(
 local claim = redis.call('GET', KEYS[2])
-if claim and claim ~= ARGV[3] then return {3} end
+if claim and claim ~= ARGV[3] then
+    if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+    return {3}
+end
 if redis.call('HGET', KEYS[3], 'fingerprint') ~= ARGV[3] then return {4} end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
@@ -49,21 +53,29 @@ return {0, redis.call('PTTL', KEYS[1])}
 // `fingerprint`, beside `last`, the index dealt last), what is left of the round (a list of indexes) and the
 // claim: the fingerprint of the nodes alive, refreshed with every lease attempt and tick of a node holding
 // that deck and expiring with a lease, so a deck no live node holds gives way. This stores this node's
-// deck unless another is claimed: {3} another is, {1, 1} stored anew (the round starts again), {1, 0} it was
-// there. KEYS[1] the claim, KEYS[2] the deck, KEYS[3] the quotes, KEYS[4] the round; ARGV[1] the
-// fingerprint, ARGV[2] the claim's time in ms, ARGV[3...] the quotes.
+// deck unless another is claimed, or another is stored and either another node holds the lease or this node
+// has not been connected long enough for the stored deck's holders to have come back after an outage
+// (ARGV[4] "0"). {3} another deck is the cluster's; {1, 1} stored anew (the round starts again); {1, 0} it
+// was there. KEYS[1] the claim, KEYS[2] the deck, KEYS[3] the quotes, KEYS[4] the round, KEYS[5] the lease;
+// ARGV[1] the fingerprint, ARGV[2] the claim's time in ms, ARGV[3] this node, ARGV[4] "1" when it may
+// replace another deck, ARGV[5...] the quotes.
 constexpr char const* deck_script = R"lua(
 local claim = redis.call('GET', KEYS[1])
 if claim and claim ~= ARGV[1] then return {3} end
-local stored = 0
-if redis.call('HGET', KEYS[2], 'fingerprint') ~= ARGV[1] or redis.call('LLEN', KEYS[3]) ~= #ARGV - 2 then
+local stored = redis.call('HGET', KEYS[2], 'fingerprint')
+if stored and stored ~= ARGV[1] then
+    local holder = redis.call('GET', KEYS[5])
+    if ARGV[4] ~= '1' or (holder and holder ~= ARGV[3]) then return {3} end
+end
+local changed = 0
+if stored ~= ARGV[1] or redis.call('LLEN', KEYS[3]) ~= #ARGV - 4 then
     redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-    for i = 3, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+    for i = 5, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
     redis.call('HSET', KEYS[2], 'fingerprint', ARGV[1])
-    stored = 1
+    changed = 1
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return {1, stored}
+return {1, changed}
 )lua";
 
 // A new round when the last is dealt: the order the node shuffled, unless another node's is there already.
@@ -110,30 +122,30 @@ local function append(stream_key, history, offset, payload)
 end
 )lua";
 
-// One tick of the leader, atomically: check the lease is still this node's and renew it; deal the deck's next
-// quote; take the next tick number (never below what this node has seen: Redis may have restarted without
-// its data) and the next position; append; publish. A tick that reaches Redis much later than the leader's
-// schedule allows (it sat in a socket while Redis was stopped) renews the lease but is not published: ticks
-// missed in an outage are skipped, not replayed. {0} the lease is someone else's; {2} late, skipped;
-// {1, tick} published; {3} another deck is the cluster's: the lease is given up; {4} the deck must be stored
-// (deck_script); {5, last} the round is dealt, a new one is needed (round_script).
-// KEYS[1] the lease, KEYS[2] the tick counter, KEYS[3] the epoch, KEYS[4] the offset, KEYS[5] the stream,
-// KEYS[6] the deck's claim, KEYS[7] the deck, KEYS[8] the quotes, KEYS[9] the round; ARGV[1] this node,
-// ARGV[2] the lease in ms, ARGV[3] the least lease left for a tick on time, ARGV[4] the last tick this node
-// saw, ARGV[5] the deck's fingerprint, ARGV[6] the channel, ARGV[7] a new epoch if Redis has none, ARGV[8]
-// and ARGV[9] the last position this node saw, ARGV[10] the stream's length.
+// One tick of the leader, atomically: check the lease is still this node's and renew it, with the deck's
+// claim (a late tick too); deal the deck's next quote; take the next tick number (never below what this node
+// has seen: Redis may have restarted without its data) and the next position; append; publish. A tick that
+// reaches Redis much later than the leader's schedule allows (it sat in a socket while Redis was stopped)
+// renews the lease but is not published: ticks missed in an outage are skipped, not replayed. {0} the lease
+// is someone else's; {2} late, skipped; {1, tick} published; {3} another deck is the cluster's: the lease is
+// given up; {4} the deck must be stored (deck_script); {5, last} the round is dealt, a new one is needed
+// (round_script). KEYS[1] the lease, KEYS[2] the tick counter, KEYS[3] the epoch, KEYS[4] the offset, KEYS[5]
+// the stream, KEYS[6] the deck's claim, KEYS[7] the deck, KEYS[8] the quotes, KEYS[9] the round; ARGV[1] this
+// node, ARGV[2] the lease in ms, ARGV[3] the least lease left for a tick on time, ARGV[4] the last tick this
+// node saw, ARGV[5] the deck's fingerprint, ARGV[6] the channel, ARGV[7] a new epoch if Redis has none,
+// ARGV[8] and ARGV[9] the last position this node saw, ARGV[10] the stream's length.
 constexpr std::string_view tick_lua = R"lua(
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
-local left = redis.call('PTTL', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if left < tonumber(ARGV[3]) then return {2} end
 local claim = redis.call('GET', KEYS[6])
 if claim and claim ~= ARGV[5] then
     redis.call('DEL', KEYS[1])
     return {3}
 end
-if redis.call('HGET', KEYS[7], 'fingerprint') ~= ARGV[5] then return {4} end
+local left = redis.call('PTTL', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[6], ARGV[5], 'PX', ARGV[2])
+if left < tonumber(ARGV[3]) then return {2} end
+if redis.call('HGET', KEYS[7], 'fingerprint') ~= ARGV[5] then return {4} end
 local index = redis.call('LPOP', KEYS[9])
 if not index then return {5, tonumber(redis.call('HGET', KEYS[7], 'last') or '-1')} end
 local quote = redis.call('LINDEX', KEYS[8], index)
@@ -333,6 +345,7 @@ net::awaitable<void> cluster::run() {
     while (!stopped_) {
         auto failure = co_await open();
         if (failure.empty() && !stopped_) {
+            connected_at_ = steady_clock::now();
             set_state(true, false);
             logged_down = false;
             backoff = first_backoff;
@@ -688,9 +701,15 @@ net::awaitable<std::string> cluster::try_acquire(tick_schedule& schedule) {
 
 net::awaitable<std::string> cluster::store_deck() {
     auto const lease = options_.interval * 3;
-    std::vector<std::string> args{"EVAL",      deck_script,  "4",
-                                  keys_.claim, keys_.deck,   keys_.quotes,
-                                  keys_.round, fingerprint_, std::to_string(lease.count())};
+    // Another deck stored in Redis gives way only when its holders have had the time to come back after an
+    // outage: their longest backoff and a lease after this node connected.
+    bool const may_replace = steady_clock::now() - connected_at_ >= max_backoff + lease;
+    std::vector<std::string> args{"EVAL",       deck_script,
+                                  "5",          keys_.claim,
+                                  keys_.deck,   keys_.quotes,
+                                  keys_.round,  keys_.leader,
+                                  fingerprint_, std::to_string(lease.count()),
+                                  node_id_,     may_replace ? "1" : "0"};
     args.insert(args.end(), options_.quotes.begin(), options_.quotes.end());
     auto const result = co_await commands_->command(std::move(args));
     if (!result.ok()) co_return result.failure;
@@ -715,7 +734,10 @@ net::awaitable<std::string> cluster::new_round(long long last) {
         args.push_back(std::to_string(index));
     auto const result = co_await commands_->command(std::move(args));
     if (!result.ok()) co_return result.failure;
-    if (!script_reply(result.reply)) co_return "round: " + describe(result.reply);
+    auto const reply = script_reply(result.reply);
+    if (!reply) co_return "round: " + describe(result.reply);
+    // The deck's quotes are gone or short (evicted, deleted): stored again, the tick deals from a new round.
+    if (reply->first == 4) co_return co_await store_deck();
     co_return std::string();
 }
 
@@ -785,6 +807,7 @@ net::awaitable<std::string> cluster::tick(tick_schedule& schedule) {
 
     auto const now = steady_clock::now();
     if (reply->first == 0 || reply->first == 3 || reply->first == 4) {
+        if (reply->first == 4) co_await release(); // its deck is not the one stored: another takes over
         set_state(true, false);
         log_info("leader_lost", kv("node", node_id_));
         if (reply->first != 0) co_await deck_is(false);

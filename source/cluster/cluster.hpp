@@ -150,7 +150,8 @@ private:
     net::awaitable<std::string> serve();
     net::awaitable<std::string> try_acquire(tick_schedule& schedule);
     net::awaitable<std::string> tick(tick_schedule& schedule);
-    /** Stores this node's deck as the cluster's unless another is claimed (then `mismatch` is set). */
+    /** Stores this node's deck as the cluster's, unless another is claimed, or stored while another node
+     * leads or too soon after connecting (deck_script); the next lease attempt or tick tells which. */
     net::awaitable<std::string> store_deck();
     /** Starts a new round of the deck, never with `last`, the quote dealt last. */
     net::awaitable<std::string> new_round(long long last);
@@ -180,7 +181,8 @@ private:
     net::steady_timer wake_; // the session's next step, or the next reconnect; cancelled by stop and loss
     std::shared_ptr<redis_client> commands_;
     std::shared_ptr<redis_client> subscriber_;
-    std::string lost_; // why a connection of the current session ended
+    std::string lost_;                        // why a connection of the current session ended
+    steady_clock::time_point connected_at_{}; // of the current session
     bool stopped_ = false;
     std::atomic<bool> connected_{false};
     std::atomic<bool> leader_{false};

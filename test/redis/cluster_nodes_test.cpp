@@ -176,8 +176,12 @@ BOOST_AUTO_TEST_CASE(
     a_node_started_with_other_quotes_says_so_in_its_log_healthz_and_metrics_and_never_leads) {
     redis_server redis;
     cluster_run cluster(redis.url(), node_args(), 2);
-    auto const quotes =
-        std::filesystem::temp_directory_path() / ("wolf-other-deck-" + std::to_string(::getpid()) + ".txt");
+    struct removed_at_end {
+        std::filesystem::path path;
+        ~removed_at_end() { std::filesystem::remove(path); }
+    } const file{std::filesystem::temp_directory_path() /
+                 ("wolf-other-deck-" + std::to_string(::getpid()) + ".txt")};
+    auto const& quotes = file.path;
     std::ofstream(quotes) << "A deck of its own.\nAnd another quote.\n";
     cluster.with_subscribers(2, [&]() -> net::awaitable<void> {
         auto args = node_args();
@@ -208,5 +212,4 @@ BOOST_AUTO_TEST_CASE(
         odd.server.send_signal(SIGTERM);
         BOOST_TEST(odd.server.wait(10s).value_or(-1) == 0, odd.server.tail());
     });
-    std::filesystem::remove(quotes);
 }
