@@ -463,3 +463,20 @@ BOOST_AUTO_TEST_CASE(a_node_with_another_deck_never_leads_until_no_live_node_hol
         },
         30s);
 }
+
+BOOST_AUTO_TEST_CASE(a_deck_deleted_from_redis_is_stored_again_and_the_ticks_go_on) {
+    redis_server redis;
+    run_coro([&]() -> net::awaitable<void> {
+        auto all = start_nodes(co_await net::this_coro::executor, redis.url());
+        BOOST_REQUIRE(co_await ticks_grow(all, 3, 5s));
+        auto client = co_await raw_client(redis.url());
+        std::vector<std::string> gone{"DEL", "wolf:deck:quotes", "wolf:deck:round"};
+        BOOST_REQUIRE((co_await raw_command(*client, std::move(gone))).reply.integer == 2);
+        BOOST_REQUIRE(co_await ticks_grow(all, 5, 3s));
+        BOOST_TEST(leaders(all) == 1u);
+        std::vector<std::string> length{"LLEN", "wolf:deck:quotes"};
+        BOOST_TEST((co_await raw_command(*client, std::move(length))).reply.integer == 5);
+        check_increasing(all);
+        co_await stop_all(all);
+    });
+}
