@@ -131,6 +131,13 @@ BOOST_AUTO_TEST_CASE(
                 BOOST_TEST(h.failovers >= 1u);
             }
 
+            // Every sentinel has taken the new configuration (the leader's followers learn it from its hello
+            // messages, within seconds): a sentinel still on the old one would make the promoted replica a
+            // replica again of the old master coming back.
+            for (auto const& sentinel : redis.sentinels)
+                BOOST_REQUIRE_MESSAGE(
+                    co_await sentinel->process().async_wait_for_line(" +switch-master ", 20s),
+                    sentinel->process().tail());
             // The old master comes back empty; the sentinels make it a replica of the new one.
             redis.master.restart();
             // Sentinel waits a few publish periods before it reconfigures an instance that calls itself
