@@ -513,12 +513,8 @@ net::awaitable<void> cluster::publish(std::string text) {
                                       keys_.offset,
                                       keys_.stream,
                                       text,
-                                      node_id_,
-                                      keys_.channel,
-                                      random_hex(8),
-                                      epoch_,
-                                      std::to_string(last_offset_),
-                                      std::to_string(options_.history)};
+                                      node_id_};
+        add_position_args(args);
         auto const result = co_await commands->command(std::move(args));
         if (!result.ok() || !script_reply(result.reply))
             log_warn("publish_failed", kv("error", result.ok() ? describe(result.reply) : result.failure));
@@ -526,6 +522,12 @@ net::awaitable<void> cluster::publish(std::string text) {
         log_warn("publish_failed", kv("error", "not connected"));
     }
     --publishing_;
+}
+
+void cluster::add_position_args(std::vector<std::string>& args) const {
+    for (auto&& arg : {keys_.channel, random_hex(8), epoch_, std::to_string(last_offset_),
+                       std::to_string(options_.history)})
+        args.push_back(arg);
 }
 
 net::awaitable<std::string> cluster::open() {
@@ -785,12 +787,8 @@ net::awaitable<std::string> cluster::tick(tick_schedule& schedule) {
                                       std::to_string(lease.count()),
                                       std::to_string(least_left.count()),
                                       std::to_string(last_tick_.load()),
-                                      fingerprint_,
-                                      keys_.channel,
-                                      random_hex(8),
-                                      epoch_,
-                                      std::to_string(last_offset_),
-                                      std::to_string(options_.history)};
+                                      fingerprint_};
+        add_position_args(args);
         auto const result = co_await commands_->command(std::move(args));
         if (!result.ok()) co_return result.failure;
         reply = script_reply(result.reply);

@@ -159,6 +159,9 @@ private:
     net::awaitable<void> deck_is(bool shared);
     net::awaitable<void> release();
     net::awaitable<void> publish(std::string text);
+    /** What both publishing scripts' arguments end with: the channel, a new epoch if Redis has none, the last
+     * position this node saw and the stream's length. */
+    void add_position_args(std::vector<std::string>& args) const;
     void on_channel_message(std::string const& payload);
     void connection_lost(std::string why);
     void set_state(bool connected, bool leader);

@@ -282,6 +282,16 @@ metric_samples parse_metrics(std::string_view text) {
     return samples;
 }
 
+net::awaitable<std::vector<std::uint64_t>> read_wisdom_numbers(ws_client& client, std::string_view field,
+                                                               std::size_t count) {
+    std::vector<std::uint64_t> numbers;
+    while (numbers.size() < count) {
+        auto const e = co_await client.read_until(protocol::event::wisdom_distribution);
+        numbers.push_back(e.at("payload").at(field).to_number<std::uint64_t>());
+    }
+    co_return numbers;
+}
+
 net::awaitable<metric_samples> scrape_metrics(std::uint16_t port) {
     auto const res = co_await http_request(port, http::verb::get, "/metrics");
     BOOST_REQUIRE_EQUAL(res.result_int(), 200u);

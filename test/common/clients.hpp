@@ -144,6 +144,10 @@ using metric_samples = std::map<std::string, double, std::less<>>;
 metric_samples parse_metrics(std::string_view text);
 /** GET /metrics on 127.0.0.1:port, parsed. */
 net::awaitable<metric_samples> scrape_metrics(std::uint16_t port);
+
+/** Reads `count` wisdom_distribution events; returns each payload's number `field` ("tick", "offset"). */
+net::awaitable<std::vector<std::uint64_t>> read_wisdom_numbers(ws_client& client, std::string_view field,
+                                                               std::size_t count);
 /** The sample's value; fails the test if it is missing. */
 double metric(metric_samples const& samples, std::string_view name);
 

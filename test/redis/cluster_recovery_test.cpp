@@ -33,12 +33,7 @@ std::unique_ptr<cluster_node> start_node(std::string const& redis_url) {
 
 /** Reads `count` wisdom_distribution events; returns their offsets. */
 net::awaitable<std::vector<std::uint64_t>> read_offsets(ws_client& client, std::size_t count) {
-    std::vector<std::uint64_t> offsets;
-    while (offsets.size() < count) {
-        auto const e = co_await client.read_until(event::wisdom_distribution);
-        offsets.push_back(e.at("payload").at("offset").to_number<std::uint64_t>());
-    }
-    co_return offsets;
+    return read_wisdom_numbers(client, "offset", count);
 }
 
 /** Every offset after `since`, one by one, `count` of them. */

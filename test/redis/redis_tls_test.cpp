@@ -56,14 +56,9 @@ std::vector<std::string> words(std::initializer_list<char const*> list) {
     return {list.begin(), list.end()};
 }
 
-/** Reads until `count` wisdom_distribution events; returns their tick numbers. */
+/** Reads `count` wisdom_distribution events; returns their tick numbers. */
 net::awaitable<std::vector<std::uint64_t>> read_ticks(ws_client& client, std::size_t count) {
-    std::vector<std::uint64_t> ticks;
-    while (ticks.size() < count) {
-        auto const e = co_await client.read_until(event::wisdom_distribution);
-        ticks.push_back(e.at("payload").at("tick").to_number<std::uint64_t>());
-    }
-    co_return ticks;
+    return read_wisdom_numbers(client, "tick", count);
 }
 
 } // namespace
