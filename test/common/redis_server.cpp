@@ -45,7 +45,7 @@ redis_server::redis_server(std::vector<std::string> extra_args, std::optional<re
     BOOST_REQUIRE_MESSAGE(process_, "redis-server did not start");
 }
 
-void redis_server::start() {
+void redis_server::start(std::vector<std::string> const& more_args) {
     // "-::1": IPv6 loopback too where the host has it, so "localhost" works whichever address it gives.
     std::vector<std::string> argv{
         binary_,      "--port", std::to_string(port_), "--bind", "127.0.0.1",   "-::1",
@@ -57,6 +57,7 @@ void redis_server::start() {
                      tls_->cert.string(), "--tls-key-file", tls_->key.string(), "--tls-ca-cert-file",
                      tls_->ca.string(), "--tls-auth-clients", tls_->auth_clients ? "yes" : "no"});
     argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+    argv.insert(argv.end(), more_args.begin(), more_args.end());
     auto candidate = std::make_unique<child_process>(argv);
     if (candidate->wait_for_line("Ready to accept connections", 10s)) {
         process_ = std::move(candidate);
@@ -89,9 +90,9 @@ void redis_server::kill() {
     BOOST_REQUIRE_MESSAGE(process_->wait(5s), "redis-server did not die");
 }
 
-void redis_server::restart() {
+void redis_server::restart(std::vector<std::string> const& extra_args) {
     auto const old = std::move(process_);
-    start();
+    start(extra_args);
     BOOST_REQUIRE_MESSAGE(process_, "redis-server did not restart on port " << port_);
 }
 

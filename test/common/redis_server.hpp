@@ -47,14 +47,15 @@ public:
     void resume();
     /** SIGKILL, and waits for the process to end. */
     void kill();
-    /** Starts a fresh, empty server on the same port (after kill()). */
-    void restart();
+    /** Starts a fresh, empty server on the same port (after kill()), with `extra_args` added this time (e.g.
+     * {"--replicaof", host, port}). */
+    void restart(std::vector<std::string> const& extra_args = {});
 
     /** The last lines it wrote, for failure messages. */
     std::string tail() const;
 
 private:
-    void start();
+    void start(std::vector<std::string> const& more_args = {});
 
     std::string binary_;
     std::vector<std::string> extra_args_;

@@ -138,13 +138,22 @@ BOOST_AUTO_TEST_CASE(
                 BOOST_REQUIRE_MESSAGE(
                     co_await sentinel->process().async_wait_for_line(" +switch-master ", 20s),
                     sentinel->process().tail());
-            // The old master comes back empty; the sentinels make it a replica of the new one.
-            redis.master.restart();
-            // Sentinel waits a few publish periods before it reconfigures an instance that calls itself
-            // master; then the old master syncs from the new one.
-            BOOST_REQUIRE_MESSAGE(
-                co_await redis.master.process().async_wait_for_line("sync: Finished with success", 40s),
-                redis.master.tail());
+            // The old master comes back, as an operator brings a failed master back: empty, a replica of the
+            // master the sentinels promoted. (Brought back as an empty master instead, twice in about fifteen
+            // runs under load a sentinel made the promoted replica a replica of it, 12 s later: Sentinel's
+            // race, which the nodes cannot help; docs/cluster.md says how to bring a master back.)
+            redis.master.restart({"--replicaof", "127.0.0.1", std::to_string(redis.replica.port())});
+            auto const synced =
+                co_await redis.master.process().async_wait_for_line("sync: Finished with success", 40s);
+            if (!synced) {
+                std::string sentinels;
+                for (auto const& sentinel : redis.sentinels)
+                    sentinels += "\n--- sentinel " + std::to_string(sentinel->port()) + ":\n" +
+                                 sentinel->process().tail(3000);
+                BOOST_FAIL("the old master did not sync from the new one\n--- old master:\n"
+                           << redis.master.tail() << "\n--- new master:\n"
+                           << redis.replica.tail() << sentinels);
+            }
             BOOST_REQUIRE(co_await cluster.ticks_grow(3, 5s));
             BOOST_TEST(none_closed(cluster));
             co_await cluster.leader_index();
