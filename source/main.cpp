@@ -8,6 +8,7 @@
 #include "support/async.hpp"
 #include "support/cpu_affinity.hpp"
 #include "support/logger.hpp"
+#include "support/process_stats.hpp"
 #include "tls.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -23,6 +24,9 @@
 namespace {
 
 using namespace wolf;
+
+/** Descriptors the server holds besides its connections: listeners, event loops, Redis, logs, /proc reads. */
+constexpr std::uint64_t descriptors_besides_connections = 64;
 
 /** A startup failure: one line on stderr, then the exit code. */
 int fail(int code, std::string const& message) {
@@ -63,6 +67,19 @@ int main(int argc, char* argv[]) {
         auto made = make_redis_tls_context(cfg.redis_tls);
         if (auto const* error = std::get_if<std::string>(&made)) return fail(2, *error);
         redis_tls = std::get<std::shared_ptr<net::ssl::context>>(std::move(made));
+    }
+
+    // Shells start programs with 1,024 descriptors while --max-connections defaults to 10,000: take the hard
+    // limit, and say so when even that is short of what the connections need.
+    if (auto const limit = raise_descriptor_limit()) {
+        auto const needed = static_cast<std::uint64_t>(cfg.max_connections) + descriptors_besides_connections;
+        if (limit->soft < needed)
+            log_warn("descriptor_limit", kv("limit", limit->soft), kv("needed", needed),
+                     kv("max_connections", cfg.max_connections),
+                     kv("hint", "raise the hard limit (ulimit -Hn, LimitNOFILE= in systemd) or lower "
+                                "--max-connections"));
+        else if (limit->soft != limit->was)
+            log_debug("descriptor_limit", kv("limit", limit->soft), kv("was", limit->was));
     }
 
     net::io_context ioc{1};

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <vector>
 
@@ -118,6 +119,24 @@ std::optional<process_stats> read_process_stats(pid_t pid) {
 
 std::optional<std::uint64_t> count_open_fds(pid_t pid) {
     return count_entries(proc_of(pid) + "/fd");
+}
+
+std::optional<descriptor_limit> raise_descriptor_limit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return std::nullopt;
+    descriptor_limit result{limit.rlim_cur, limit.rlim_cur, limit.rlim_max};
+    auto target = limit.rlim_max;
+    if (target == RLIM_INFINITY) {
+        // The kernel refuses more than fs.nr_open descriptors whatever the limit says.
+        std::ifstream nr_open("/proc/sys/fs/nr_open");
+        std::uint64_t most = 0;
+        target = nr_open >> most && most > 0 ? most : 1u << 20;
+    }
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < target) {
+        limit.rlim_cur = target;
+        if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) result.soft = target;
+    }
+    return result;
 }
 
 } // namespace wolf

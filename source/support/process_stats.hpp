@@ -27,4 +27,15 @@ std::optional<process_stats> read_process_stats(pid_t pid);
 /** Only the open descriptors of a process (cheaper than the whole reading), or nullopt. */
 std::optional<std::uint64_t> count_open_fds(pid_t pid);
 
+/** This process's RLIMIT_NOFILE: the soft limit before and after raise_descriptor_limit, and the hard one. */
+struct descriptor_limit {
+    std::uint64_t was = 0;
+    std::uint64_t soft = 0;
+    std::uint64_t hard = 0;
+};
+
+/** Raises this process's soft RLIMIT_NOFILE to its hard limit (to fs.nr_open where the hard one is
+ * unlimited), as Go's runtime and nginx's worker_rlimit_nofile do; nullopt if the limit cannot be read. */
+std::optional<descriptor_limit> raise_descriptor_limit();
+
 } // namespace wolf

@@ -49,7 +49,8 @@ child_process::child_process(std::vector<std::string> const& argv, options const
     for (auto const& entry : environment)
         envp.push_back(const_cast<char*>(entry.c_str()));
     envp.push_back(nullptr);
-    rlimit const files{opts.max_open_files.value_or(0), opts.max_open_files.value_or(0)};
+    auto const hard = opts.max_open_files_hard ? opts.max_open_files_hard : opts.max_open_files;
+    rlimit const files{opts.max_open_files.value_or(hard.value_or(0)), hard.value_or(0)};
 
     int input = -1;
     if (!opts.stdin_path.empty()) {
@@ -64,7 +65,7 @@ child_process::child_process(std::vector<std::string> const& argv, options const
         if (input >= 0) ::dup2(input, STDIN_FILENO);
         ::dup2(fds[1], STDOUT_FILENO);
         ::dup2(fds[1], STDERR_FILENO);
-        if (opts.max_open_files && ::setrlimit(RLIMIT_NOFILE, &files) != 0) ::_exit(126);
+        if (hard && ::setrlimit(RLIMIT_NOFILE, &files) != 0) ::_exit(126);
         ::execve(args[0], args.data(), envp.data());
         ::_exit(127);
     }

@@ -39,9 +39,10 @@ struct output_line {
 class child_process {
 public:
     struct options {
-        std::string stdin_path{};                      // a file for stdin; empty: the test's own stdin
-        std::optional<unsigned long> max_open_files{}; // RLIMIT_NOFILE (soft and hard), like `ulimit -n`
-        std::vector<std::string> environment{};        // NAME=VALUE entries added to the test's own
+        std::string stdin_path{};                           // a file for stdin; empty: the test's own stdin
+        std::optional<unsigned long> max_open_files{};      // RLIMIT_NOFILE (soft and hard), like `ulimit -n`
+        std::optional<unsigned long> max_open_files_hard{}; // the hard limit alone, like `ulimit -Hn`
+        std::vector<std::string> environment{};             // NAME=VALUE entries added to the test's own
     };
 
     child_process(std::vector<std::string> const& argv, options const& opts);
