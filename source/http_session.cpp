@@ -11,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -26,8 +27,19 @@ constexpr std::string_view server_name = "wolf-wisdom/" WOLF_VERSION;
 constexpr std::string_view api_wisdom = "/api/wisdom";
 constexpr std::string_view api_stats = "/api/stats";
 
-/** The path of a request target, without query or fragment. */
+/** The path of a request target, without query or fragment. A target in absolute form
+ * ("http://host:8000/healthz", RFC 9112 section 3.2.2) has the path of its origin form ("/healthz"; "/" when
+ * it has none). */
 std::string_view path_of(std::string_view target) noexcept {
+    if (auto const scheme = target.find("://"); scheme == 4 || scheme == 5) {
+        auto const name = target.substr(0, scheme);
+        if (beast::iequals(name, "http") || beast::iequals(name, "https")) {
+            target.remove_prefix(scheme + 3);
+            auto const path = target.find_first_of("/?#");
+            if (path == std::string_view::npos || target[path] != '/') return "/";
+            target.remove_prefix(path);
+        }
+    }
     return target.substr(0, target.find_first_of("?#"));
 }
 

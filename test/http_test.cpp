@@ -121,6 +121,25 @@ BOOST_AUTO_TEST_CASE(healthz_reports_open_connections_and_subscribers) {
     });
 }
 
+// RFC 9112 section 3.2.2: a server must accept a request target in absolute form, as a proxy sends it.
+BOOST_AUTO_TEST_CASE(a_target_in_absolute_form_is_served_like_its_origin_form) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto const authority = "127.0.0.1:" + std::to_string(srv.port());
+        auto const health = co_await request(srv, http::verb::get, "http://" + authority + "/healthz");
+        BOOST_TEST(health.result_int() == 200u);
+        BOOST_TEST(boost::json::parse(health.body()).at("status").as_string() == "ok");
+        auto const ui = co_await request(srv, http::verb::get, "HTTP://" + authority);
+        BOOST_TEST(ui.result_int() == 200u, "no path is the root");
+        BOOST_TEST(header(ui, http::field::content_type).starts_with("text/html"));
+        auto const query = co_await request(srv, http::verb::get, "https://" + authority + "?x=1");
+        BOOST_TEST(query.result_int() == 200u);
+        auto const missing = co_await request(srv, http::verb::get, "http://" + authority + "/nothing-here");
+        BOOST_TEST(missing.result_int() == 404u);
+        auto const other = co_await request(srv, http::verb::get, "ftp://" + authority + "/healthz");
+        BOOST_TEST(other.result_int() == 404u, "only http and https name this server");
+    });
+}
+
 BOOST_AUTO_TEST_CASE(metrics_are_prometheus_text) {
     run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
         auto const res = co_await request(srv, http::verb::get, "/metrics");
