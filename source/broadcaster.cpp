@@ -135,6 +135,8 @@ net::awaitable<offer_result> broadcaster::fan_out(broadcast_message message) {
     stats_.wisdom_sent_total += total.queued;
     stats_.wisdom_dropped_total += total.dropped;
     std::uint64_t const number = ++stats_.broadcast_ticks_total;
+    stats_.last_broadcast_seconds =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     auto const elapsed = steady_clock::now() - started;
     stats_.broadcast_duration.observe(std::chrono::duration<double>(elapsed).count());
     auto const connections = pools_ ? pools_->connections() : targets_.front().connections->connections();

@@ -3,6 +3,7 @@
 #include "registry.hpp" // pool_counts
 
 #include <boost/json.hpp>
+#include <charconv>
 #include <sstream>
 
 namespace wolf {
@@ -13,6 +14,17 @@ std::string_view to_string(eviction_reason reason) noexcept {
         "bad_utf8",     "slow_consumer", "error_limit", "write_timeout"};
     return names[static_cast<std::size_t>(reason)];
 }
+
+namespace {
+
+/** Seconds since the Unix epoch as a plain decimal ("1765012345.25"), not in scientific notation. */
+std::string format_timestamp(double seconds) {
+    char digits[48];
+    auto const [end, ec] = std::to_chars(digits, digits + sizeof digits, seconds, std::chars_format::fixed);
+    return ec == std::errc{} ? std::string(digits, end) : format_number(seconds);
+}
+
+} // namespace
 
 std::string render_prometheus(metrics const& m, pool_counts const& r, broker_status const& broker) {
     std::ostringstream out;
@@ -49,6 +61,15 @@ std::string render_prometheus(metrics const& m, pool_counts const& r, broker_sta
     out << "wolf_connections_total " << m.connections_total << '\n';
     write_family(out, "wolf_broadcast_ticks_total", "counter", "Broadcasts made.");
     out << "wolf_broadcast_ticks_total " << m.broadcast_ticks_total << '\n';
+    write_family(out, "wolf_last_broadcast_timestamp_seconds", "gauge",
+                 "When this node last broadcast, in seconds since the Unix epoch (0 before the first).");
+    out << "wolf_last_broadcast_timestamp_seconds " << format_timestamp(m.last_broadcast_seconds.load())
+        << '\n';
+    write_family(out, "wolf_tick_interval_seconds", "gauge", "--interval: the time between two ticks.");
+    out << "wolf_tick_interval_seconds " << format_number(m.interval_seconds) << '\n';
+    write_family(out, "wolf_max_connections", "gauge",
+                 "--max-connections: the most connections this node takes.");
+    out << "wolf_max_connections " << m.max_connections << '\n';
     write_family(out, "wolf_wisdom_sent_total", "counter",
                  "wisdom_distribution frames queued to subscribers.");
     out << "wolf_wisdom_sent_total " << m.wisdom_sent_total << '\n';

@@ -57,6 +57,10 @@ struct metrics {
     std::array<counter, recovery_result_count> recoveries{};
     counter resent_total;
     std::atomic<std::uint64_t> history_length{0};
+    // For alerts: the limits they compare with (set before the threads start) and the last broadcast's time.
+    std::uint64_t max_connections = 0;             // --max-connections
+    double interval_seconds = 0;                   // --interval
+    std::atomic<double> last_broadcast_seconds{0}; // since the Unix epoch; 0 before the first
 
     void count(eviction_reason reason) noexcept { ++evictions[static_cast<std::size_t>(reason)]; }
     void count(protocol::error_code code) noexcept { ++protocol_errors[static_cast<std::size_t>(code)]; }

@@ -39,7 +39,10 @@ struct server_state {
         : cfg(std::move(c))
         , assets(std::move(a))
         , tls(t)
-        , redis_tls(std::move(r)) {}
+        , redis_tls(std::move(r)) {
+        stats.max_connections = cfg.max_connections;
+        stats.interval_seconds = std::chrono::duration<double>(cfg.interval).count();
+    }
 
     config const cfg;
     asset_store const assets;

@@ -130,3 +130,18 @@ BOOST_AUTO_TEST_CASE(health_and_metrics_name_the_broker) {
     BOOST_TEST(render_prometheus(stats, pools).find("wolf_redis_") == std::string::npos, "only with --redis");
     BOOST_TEST(render_prometheus(stats, pools).find("wolf_deck_") == std::string::npos, "only with --redis");
 }
+
+BOOST_AUTO_TEST_CASE(the_limits_and_the_last_broadcast_are_exported_for_alerts) {
+    pool_counts pools;
+    metrics stats;
+    stats.max_connections = 10000;
+    stats.interval_seconds = 2.5;
+    auto text = render_prometheus(stats, pools);
+    BOOST_TEST(text.find("\nwolf_max_connections 10000\n") != std::string::npos, text);
+    BOOST_TEST(text.find("\nwolf_tick_interval_seconds 2.5\n") != std::string::npos, text);
+    BOOST_TEST(text.find("\nwolf_last_broadcast_timestamp_seconds 0\n") != std::string::npos, text);
+    stats.last_broadcast_seconds = 1765012345.25;
+    text = render_prometheus(stats, pools);
+    BOOST_TEST(text.find("\nwolf_last_broadcast_timestamp_seconds 1765012345.25\n") != std::string::npos,
+               text);
+}
