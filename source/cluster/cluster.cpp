@@ -506,14 +506,8 @@ net::awaitable<void> cluster::publish(std::string text) {
     auto const commands = commands_; // this message's connection, even if a reconnect replaces it
     if (commands && commands->connected()) {
         // Named, not braced temporaries inside co_await: GCC 12 destroys those twice (PR 99576).
-        std::vector<std::string> args{"EVAL",
-                                      publish_script,
-                                      "3",
-                                      keys_.epoch,
-                                      keys_.offset,
-                                      keys_.stream,
-                                      text,
-                                      node_id_};
+        std::vector<std::string> args{"EVAL",       publish_script, "3",  keys_.epoch,
+                                      keys_.offset, keys_.stream,   text, node_id_};
         add_position_args(args);
         auto const result = co_await commands->command(std::move(args));
         if (!result.ok() || !script_reply(result.reply))
