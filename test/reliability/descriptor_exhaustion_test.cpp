@@ -2,7 +2,9 @@
 // The real binary under `ulimit -n 256` and 400 simultaneous WebSocket connection attempts: it stays up,
 // serves what its descriptors allow, leaves the excess waiting in the listen backlog while its accept loop
 // backs off (logging at most once a second), and serves the waiting clients once others leave. And the
-// softer limit, --max-connections, answers 503.
+// softer limit, --max-connections, answers 503. At startup the soft descriptor limit is raised to the hard
+// one, and a hard one short of --max-connections is named in one warning. (Here, not in cli_test: a process
+// under Valgrind, as scripts/memcheck runs cli_test, cannot lower its children's descriptor limit.)
 #include "common/binary.hpp"
 #include "common/clients.hpp"
 #include "common/test_server.hpp"
@@ -222,4 +224,45 @@ BOOST_AUTO_TEST_CASE(past_max_connections_upgrades_get_503_and_a_freed_slot_is_s
         co_await replacement.connect_and_subscribe();
         BOOST_TEST(co_await ws_client::try_handshake(port) == 503u);
     });
+}
+
+// Shells start programs with a low soft descriptor limit: the server takes the hard one, and warns when even
+// that is short of what --max-connections needs (`ulimit -n 256` with a hard 4096, then `ulimit -Hn 256`).
+BOOST_AUTO_TEST_CASE(the_soft_descriptor_limit_is_raised_to_the_hard_one_and_a_short_one_is_named) {
+    auto const max_fds = [](std::uint16_t port) {
+        double limit = 0;
+        run_coro([&]() -> net::awaitable<void> {
+            limit = metric(co_await scrape_metrics(port), "process_max_fds");
+        });
+        return limit;
+    };
+    auto const warned = [](child_process const& server) {
+        auto const lines = server.lines();
+        auto const line = std::find_if(lines.begin(), lines.end(), [](output_line const& l) {
+            return logged_event(l.text) == "descriptor_limit";
+        });
+        return line == lines.end() ? std::string() : line->text;
+    };
+    {
+        child_process server({WOLF_BINARY, "--host", "127.0.0.1", "--port", "0", "--max-connections", "1000"},
+                             {.max_open_files = 256, .max_open_files_hard = 4096});
+        auto const port = wait_until_listening(server);
+        BOOST_TEST(max_fds(port) == 4096, "the soft limit was raised to the hard one");
+        BOOST_TEST(warned(server).empty(), warned(server));
+        server.send_signal(SIGTERM);
+        BOOST_TEST(server.wait(10s).value_or(-1) == 0);
+    }
+    {
+        child_process server({WOLF_BINARY, "--host", "127.0.0.1", "--port", "0"}, {.max_open_files = 256});
+        auto const port = wait_until_listening(server);
+        BOOST_TEST(max_fds(port) == 256);
+        auto const line = warned(server);
+        BOOST_TEST(line.find(" warn ") != std::string::npos, line);
+        BOOST_TEST(logged_field(line, "limit").value_or("") == "256", line);
+        BOOST_TEST(logged_field(line, "needed").value_or("") == "10064", line);
+        BOOST_TEST(logged_field(line, "max_connections").value_or("") == "10000", line);
+        BOOST_TEST(line.find("ulimit -Hn") != std::string::npos, line);
+        server.send_signal(SIGTERM);
+        BOOST_TEST(server.wait(10s).value_or(-1) == 0);
+    }
 }
