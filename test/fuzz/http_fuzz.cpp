@@ -79,7 +79,17 @@ states& the_states() {
     return *s;
 }
 
+/** The path a target names (RFC 9112 section 3.2): an origin form's own, without query or fragment; an
+ * absolute form's (http:// or https://, any case) after its authority, "/" when it has none. */
 std::string_view path_of(std::string_view target) {
+    for (std::string_view const scheme : {"http://", "https://"})
+        if (target.size() >= scheme.size() && beast::iequals(target.substr(0, scheme.size()), scheme)) {
+            auto const rest = target.substr(scheme.size());
+            auto const end = rest.find_first_of("/?#");
+            if (end == std::string_view::npos || rest[end] != '/') return "/";
+            target = rest.substr(end);
+            break;
+        }
     return target.substr(0, target.find_first_of("?#"));
 }
 
