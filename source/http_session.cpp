@@ -72,21 +72,36 @@ response make_json(http::request<http::string_body> const& request, http::status
     return res;
 }
 
-response make_method_not_allowed(http::request<http::string_body> const& request, std::string_view allow) {
-    auto res = make_status(request, http::status::method_not_allowed);
-    res.set(http::field::allow, allow);
-    return res;
+/** An error of the admin API: JSON `{"error": "..."}`, as protocol.md promises for its paths. */
+response make_api_error(http::request<http::string_body> const& request, http::status status,
+                        std::string message) {
+    return make_json(request, status, {{"error", std::move(message)}});
 }
 
 bool admin_api_enabled(server_state const& state) noexcept {
     return !state.cfg.admin_token.empty();
 }
 
+/** Whether `path` is one of the admin API's, which exist only while it is enabled. */
+bool is_api_path(std::string_view path, server_state const& state) noexcept {
+    return (path == api_wisdom || path == api_stats) && admin_api_enabled(state);
+}
+
+/** 405 with `Allow`; on the admin API's paths the body is its JSON error, elsewhere the status text. */
+response make_method_not_allowed(http::request<http::string_body> const& request, std::string_view path,
+                                 std::string_view allow, server_state const& state) {
+    auto res = is_api_path(path, state) ? make_api_error(request, http::status::method_not_allowed,
+                                                         "this path answers only " + std::string(allow))
+                                        : make_status(request, http::status::method_not_allowed);
+    res.set(http::field::allow, allow);
+    return res;
+}
+
 /** A path the server knows: the routes of the contract, /readyz, the admin API when on, the UI's files. */
 bool is_known_path(std::string_view path, server_state const& state) {
     if (path == "/" || path == "/ws" || path == "/healthz" || path == "/readyz" || path == "/metrics")
         return true;
-    if (path == api_wisdom || path == api_stats) return admin_api_enabled(state);
+    if (path == api_wisdom || path == api_stats) return is_api_path(path, state);
     return path.starts_with('/') && state.assets.contains(path.substr(1));
 }
 
@@ -115,22 +130,24 @@ std::optional<response> refuse_unauthorized(http::request<http::string_body> con
 
     log_debug("admin_unauthorized", kv("path", path_of(request.target())),
               kv("token_given", !header.empty()));
-    auto res = make_json(request, http::status::unauthorized,
-                         {{"error", header.empty() ? "an Authorization: Bearer <token> header is required"
-                                                   : "invalid token"}});
-    res.set(http::field::www_authenticate, header.empty()
-                                               ? "Bearer realm=\"wolf-wisdom\""
-                                               : "Bearer realm=\"wolf-wisdom\", error=\"invalid_token\"");
+    // RFC 6750 section 3.1: `error="invalid_token"` only for a Bearer token that is wrong; a request with
+    // no header or another scheme lacks authentication and is only told which scheme to use.
+    auto res =
+        make_api_error(request, http::status::unauthorized,
+                       bearer ? "invalid token" : "an Authorization: Bearer <token> header is required");
+    res.set(http::field::www_authenticate, bearer ? "Bearer realm=\"wolf-wisdom\", error=\"invalid_token\""
+                                                  : "Bearer realm=\"wolf-wisdom\"");
     return res;
 }
 
 /** POST /api/wisdom {"message": "..."}: broadcasts the message through the broadcaster, like a tick. */
 response publish_message(http::request<http::string_body> const& request, server_state const& state) {
-    if (request.method() != http::verb::post) return make_method_not_allowed(request, "POST");
+    if (request.method() != http::verb::post)
+        return make_method_not_allowed(request, api_wisdom, "POST", state);
     if (auto refusal = refuse_unauthorized(request, state)) return std::move(*refusal);
 
     auto const bad = [&](std::string message) {
-        return make_json(request, http::status::bad_request, {{"error", std::move(message)}});
+        return make_api_error(request, http::status::bad_request, std::move(message));
     };
     boost::system::error_code parse_ec;
     auto const body = json::parse(request.body(), parse_ec);
@@ -144,8 +161,8 @@ response publish_message(http::request<http::string_body> const& request, server
                    std::to_string(state.cfg.max_message_size) + " bytes)");
 
     if (state.shutting_down || !state.source->try_publish(std::string(text))) {
-        auto res = make_json(request, http::status::service_unavailable,
-                             {{"error", state.shutting_down ? "shutting down" : "the broadcaster is busy"}});
+        auto res = make_api_error(request, http::status::service_unavailable,
+                                  state.shutting_down ? "shutting down" : "the broadcaster is busy");
         res.set(http::field::retry_after, "1");
         return res;
     }
@@ -205,7 +222,7 @@ http::message_generator handle_request(http::request<http::string_body> const& r
 
     auto const method = request.method();
     if (method != http::verb::get && method != http::verb::head)
-        return make_method_not_allowed(request, "GET, HEAD");
+        return make_method_not_allowed(request, path, "GET, HEAD", state);
 
     if (path == "/ws") {
         auto res = make_status(request, http::status::upgrade_required);
@@ -277,8 +294,15 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
                      read_ec != http::error::end_of_stream && read_ec != http::error::partial_message)
                 status = http::status::bad_request;
             if (status) {
+                // A body too large for an admin API path gets its JSON error. The parser stores the target
+                // as soon as the request line is read, before it compares Content-Length with the limit.
+                bool const api = *status == http::status::payload_too_large &&
+                                 is_api_path(path_of(parser.get().target()), state);
                 http::request<http::string_body> const blank;
-                auto res = make_status(blank, *status);
+                auto res = api ? make_api_error(parser.get(), *status,
+                                                "the body is larger than " +
+                                                    std::to_string(max_body_bytes / 1024) + " KiB")
+                               : make_status(blank, *status);
                 res.keep_alive(false);
                 http::message_generator message(std::move(res));
                 co_await beast::async_write(stream, std::move(message), use_nothrow);

@@ -84,7 +84,7 @@ std::string render_prometheus(metrics const& m, pool_counts const& r, broker_sta
     for (std::size_t i = 0; i < eviction_reason_count; ++i)
         out << "wolf_evictions_total{reason=\"" << to_string(static_cast<eviction_reason>(i)) << "\"} "
             << m.evictions[i] << '\n';
-    write_family(out, "wolf_protocol_errors_total", "counter", "error events sent, by code.");
+    write_family(out, "wolf_protocol_errors_total", "counter", "Client events refused, by error code.");
     for (std::size_t i = 0; i < protocol::error_code_count; ++i)
         out << "wolf_protocol_errors_total{code=\""
             << protocol::to_string(static_cast<protocol::error_code>(i)) << "\"} " << m.protocol_errors[i]

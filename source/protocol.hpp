@@ -59,8 +59,8 @@ inline constexpr std::string_view going_away = "server shutting down";
 /** At most this many client messages in any one-second window; one more closes with 1008. */
 inline constexpr std::size_t rate_limit_messages = 50;
 
-/** Where a broadcast stands in the sequence of broadcasts (section 10): `offset` grows by exactly 1 per
- * broadcast within one `epoch`, the name of the sequence. Offset 0 is before the first broadcast. */
+/** Where a broadcast stands in the sequence of broadcasts (protocol.md section 13): `offset` grows by exactly
+ * 1 per broadcast within one `epoch`, the name of the sequence. Offset 0 is before the first broadcast. */
 struct position {
     std::string epoch;
     std::uint64_t offset = 0;
