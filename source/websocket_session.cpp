@@ -181,8 +181,15 @@ websocket_session<Transport>::open(std::unique_ptr<http::request<http::string_bo
     // the watchdog's job (client events), not WebSocket pings, which browsers cannot send.
     ws_.set_option(
         websocket::stream_base::timeout{cfg.handshake_timeout, websocket::stream_base::none(), false});
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(http::field::server, "wolf-wisdom/" WOLF_VERSION); }));
+    // A handshake the WebSocket layer refuses (400, or 426 for another version) has a text body, labelled
+    // like the server's other error answers.
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+        res.set(http::field::server, "wolf-wisdom/" WOLF_VERSION);
+        if (res.result() != http::status::switching_protocols) {
+            res.set(http::field::content_type, "text/plain; charset=utf-8");
+            res.set("X-Content-Type-Options", "nosniff");
+        }
+    }));
     ws_.read_message_max(cfg.max_message_size);
     ws_.auto_fragment(false);
     ws_.text(true);

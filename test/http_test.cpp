@@ -280,6 +280,14 @@ BOOST_AUTO_TEST_CASE(bad_upgrade_headers_are_refused_without_an_upgrade) {
             srv.port(), "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
                         "Sec-WebSocket-Version: 13\r\n\r\n");
         BOOST_TEST(res.starts_with("HTTP/1.1 400"), res.substr(0, 30));
+        BOOST_TEST(res.find("\r\nContent-Type: text/plain; charset=utf-8\r\n") != std::string::npos, res);
+        BOOST_TEST(res.ends_with("Sec-WebSocket-Key field is missing"), res);
+        // Another version: 426 naming the one the server speaks.
+        auto const version = co_await raw_exchange(
+            srv.port(), "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n");
+        BOOST_TEST(version.starts_with("HTTP/1.1 426"), version.substr(0, 30));
+        BOOST_TEST(version.find("\r\nSec-WebSocket-Version: 13\r\n") != std::string::npos, version);
         BOOST_TEST(srv.connections().connections() == 0u);
         BOOST_TEST(srv.stats().connections_total == 0u);
     });
