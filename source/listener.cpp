@@ -8,37 +8,70 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <sys/socket.h>
 
 namespace wolf {
+namespace {
 
 using namespace std::chrono_literals;
+using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
-net::awaitable<void> run_listener(net::ip::tcp::acceptor& acceptor, std::span<shard* const> shards) {
+void bind(net::ip::tcp::acceptor& acceptor, net::ip::tcp::endpoint const& endpoint, bool shared) {
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(net::socket_base::reuse_address(true));
+    if (shared) acceptor.set_option(reuse_port(true));
+    acceptor.bind(endpoint);
+}
+
+/** Whether at least a second has passed since the server's last accept warning; if so, this one is it. */
+bool take_warning_turn(server_state& state) {
+    auto const now = steady_clock::now().time_since_epoch().count();
+    auto last = state.last_accept_warning.load();
+    auto const second = std::chrono::duration_cast<steady_clock::duration>(1s).count();
+    return (last == 0 || now - last >= second) &&
+           state.last_accept_warning.compare_exchange_strong(last, now);
+}
+
+} // namespace
+
+std::vector<std::unique_ptr<net::ip::tcp::acceptor>> open_listeners(net::ip::tcp::endpoint const& endpoint,
+                                                                    std::vector<shard*> const& shards) {
+    bool const shared = shards.size() > 1;
+    if (shared && endpoint.port() != 0) {
+        net::ip::tcp::acceptor probe(shards.front()->executor);
+        bind(probe, endpoint, false); // throws if the port is taken, by anyone; never listens
+    }
+    std::vector<std::unique_ptr<net::ip::tcp::acceptor>> acceptors;
+    auto bound = endpoint;
+    for (auto* s : shards) {
+        acceptors.push_back(std::make_unique<net::ip::tcp::acceptor>(s->executor));
+        bind(*acceptors.back(), bound, shared);
+        acceptors.back()->listen(net::socket_base::max_listen_connections);
+        bound.port(acceptors.front()->local_endpoint().port()); // --port 0: the others join the first's
+    }
+    return acceptors;
+}
+
+net::awaitable<void> run_listener(net::ip::tcp::acceptor& acceptor, shard& target) {
     net::steady_timer backoff_timer(acceptor.get_executor());
     auto backoff = duration{0};
-    auto last_warning = steady_clock::time_point{};
     std::uint64_t failures = 0;
-    std::size_t next = 0;
 
     while (acceptor.is_open()) {
-        auto& target = *shards[next];
-        auto [ec, socket] = co_await acceptor.async_accept(target.executor, use_nothrow);
+        auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
         if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
         if (ec) {
             ++failures;
             backoff = std::clamp(backoff * 2, duration{10}, duration{1000});
-            if (auto const now = steady_clock::now(); now - last_warning >= 1s) {
+            if (take_warning_turn(target.server))
                 log_warn("accept_failed", kv("error", ec.message()), kv("failures", failures),
                          kv("retry_ms", backoff.count()));
-                last_warning = now;
-            }
             backoff_timer.expires_after(backoff);
             co_await backoff_timer.async_wait(use_nothrow);
             continue;
         }
         backoff = duration{0};
         failures = 0;
-        next = (next + 1) % shards.size();
 
         boost::system::error_code option_ec;
         socket.set_option(net::ip::tcp::no_delay(true), option_ec);

@@ -46,7 +46,6 @@ struct server::impl {
         : executor(ex)
         , state(std::move(cfg), std::move(assets), tls, std::move(redis_tls))
         , deck(std::move(quotes))
-        , acceptor(ex)
         , drained(ex) {
         auto const count = thread_count(state.cfg);
         for (std::size_t i = 1; i < count; ++i)
@@ -84,8 +83,8 @@ struct server::impl {
     std::vector<std::unique_ptr<shard>> shards;
     std::vector<std::unique_ptr<net::io_context>> contexts; // shards 1.. run on these
     std::vector<shard*> shard_pointers;
-    std::vector<std::unique_ptr<watchdog>> dogs; // one per shard
-    net::ip::tcp::acceptor acceptor;
+    std::vector<std::unique_ptr<watchdog>> dogs;                    // one per shard
+    std::vector<std::unique_ptr<net::ip::tcp::acceptor>> acceptors; // one per shard, on its thread
     std::unique_ptr<broadcaster> broadcast;
     std::unique_ptr<broadcast_source> source; // the ticker, or this node's membership of a cluster
     net::steady_timer drained;                // shutdown waits on it; cancelled when the last connection ends
@@ -114,11 +113,7 @@ void server::start() {
         resolver.resolve(cfg.host, std::to_string(cfg.port), net::ip::tcp::resolver::passive, resolve_ec);
     if (resolve_ec || endpoints.empty())
         throw std::invalid_argument("--host: cannot resolve '" + cfg.host + "': " + resolve_ec.message());
-    auto const endpoint = endpoints.begin()->endpoint();
-    self.acceptor.open(endpoint.protocol());
-    self.acceptor.set_option(net::socket_base::reuse_address(true));
-    self.acceptor.bind(endpoint);
-    self.acceptor.listen(net::socket_base::max_listen_connections);
+    self.acceptors = open_listeners(endpoints.begin()->endpoint(), self.shard_pointers);
 
     for (auto& s : self.shards)
         s->on_peer_removed = [&self] {
@@ -127,8 +122,9 @@ void server::start() {
                 net::post(self.executor, [&self] { self.drained.cancel(); });
         };
 
-    net::co_spawn(self.executor, run_listener(self.acceptor, self.shard_pointers),
-                  log_and_rethrow{"listener"});
+    for (std::size_t i = 0; i < self.shards.size(); ++i)
+        net::co_spawn(self.shards[i]->executor, run_listener(*self.acceptors[i], *self.shards[i]),
+                      log_and_rethrow{"listener"});
     net::co_spawn(self.executor, self.broadcast->run(), log_and_rethrow{"broadcaster"});
     net::co_spawn(self.executor, self.source->run(), log_and_rethrow{"broadcast_source"});
     for (std::size_t i = 0; i < self.shards.size(); ++i)
@@ -171,12 +167,12 @@ void server::start() {
 }
 
 std::uint16_t server::port() const {
-    return impl_->acceptor.local_endpoint().port();
+    return impl_->acceptors.front()->local_endpoint().port();
 }
 
 std::string server::address() const {
     std::ostringstream out;
-    out << impl_->acceptor.local_endpoint();
+    out << impl_->acceptors.front()->local_endpoint();
     return std::move(out).str();
 }
 
@@ -186,8 +182,12 @@ net::awaitable<void> server::shutdown() {
     if (state.shutting_down || !self.started) co_return;
     state.shutting_down = true;
 
-    boost::system::error_code ignored;
-    self.acceptor.close(ignored);
+    // Every listener first, each on its own thread, so that no thread accepts once shutdown has begun.
+    for (std::size_t i = 0; i < self.shards.size(); ++i)
+        co_await run_on(*self.shards[i], [&acceptor = *self.acceptors[i]] {
+            boost::system::error_code ignored;
+            acceptor.close(ignored);
+        });
     self.source->stop(); // a cluster's leader gives its lease up first, within the timeout
     self.broadcast->close();
 
@@ -239,6 +239,12 @@ broadcaster& server::broadcast() noexcept {
 }
 std::size_t server::threads() const noexcept {
     return impl_->shards.size();
+}
+net::awaitable<std::vector<std::size_t>> server::connections_per_thread() {
+    std::vector<std::size_t> counts;
+    for (auto& s : impl_->shards)
+        co_await run_on(*s, [&counts, &s = *s] { counts.push_back(s.connections.connections()); });
+    co_return counts;
 }
 
 } // namespace wolf

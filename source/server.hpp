@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace wolf {
 
@@ -57,6 +58,8 @@ public:
     broadcaster& broadcast() noexcept;
     /** The number of event-loop threads (shards). */
     std::size_t threads() const noexcept;
+    /** The open connections of each thread, in thread order, each counted on its own thread. */
+    net::awaitable<std::vector<std::size_t>> connections_per_thread();
 
 private:
     struct impl;

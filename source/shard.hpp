@@ -54,6 +54,8 @@ struct server_state {
     std::atomic<bool> listening{false}; // the listener is up (the deck is loaded before a server exists)
     std::atomic<bool> shutting_down{false};
     steady_clock::time_point const started = steady_clock::now();
+    // When a listener last logged accept_failed (steady_clock ticks; 0: never): at most one a second in all.
+    std::atomic<steady_clock::rep> last_accept_warning{0};
     // Where the broadcasts come from: HTTP publishes an operator's message through it and reads the broker's
     // status from it, from any thread. Set by the server before it starts listening; never null after.
     broadcast_source* source = nullptr;

@@ -139,6 +139,17 @@ BOOST_AUTO_TEST_CASE(a_port_in_use_exits_1_naming_the_address) {
     BOOST_TEST(std::count(result.output.begin(), result.output.end(), '\n') == 1, result.output);
 }
 
+BOOST_AUTO_TEST_CASE(a_port_another_server_listens_on_with_every_thread_is_in_use_too) {
+    // Each thread has a listener with SO_REUSEPORT; a second server of the same user must not join them.
+    child_process first({binary, "--host", "127.0.0.1", "--port", "0", "--threads", "2"});
+    auto const port = std::to_string(wait_until_listening(first));
+    auto const second = run_command({binary, "--host", "127.0.0.1", "--port", port, "--threads", "2"});
+    BOOST_TEST(second.exit_code == 1, second.output);
+    BOOST_TEST(second.output.find("cannot listen on 127.0.0.1:" + port) != std::string::npos, second.output);
+    auto const single = run_command({binary, "--host", "127.0.0.1", "--port", port, "--threads", "1"});
+    BOOST_TEST(single.exit_code == 1, single.output);
+}
+
 BOOST_AUTO_TEST_CASE(sigterm_closes_connections_with_1001_and_exits_0) {
     child_process server({binary, "--host", "127.0.0.1", "--port", "0", "--interval", "100ms"});
     auto const port = wait_until_listening(server);
