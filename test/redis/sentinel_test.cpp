@@ -58,13 +58,22 @@ std::string local(std::uint16_t port) {
     return "127.0.0.1:" + std::to_string(port);
 }
 
-/** Each feed's tick numbers and offsets only go up. */
-void check_increasing(cluster_run const& cluster) {
+/**
+ * Each feed's tick numbers and offsets only go up; offsets may start again `new_epochs` times (a master
+ * promoted before it had synced holds no epoch, so the cluster begins a new one, as after an empty restart).
+ */
+void check_increasing(cluster_run const& cluster, std::size_t new_epochs = 0) {
     for (std::size_t i = 0; i < cluster.size(); ++i) {
         auto const& got = cluster.feed_of(i).got;
+        std::size_t restarts = 0;
         for (std::size_t k = 1; k < got.size(); ++k) {
-            BOOST_TEST(got[k].offset > got[k - 1].offset,
-                       "node " << i << " after offset " << got[k - 1].offset);
+            if (got[k].offset <= got[k - 1].offset && restarts < new_epochs) {
+                ++restarts;
+                BOOST_TEST_MESSAGE("node " << i << ": a new epoch after offset " << got[k - 1].offset);
+            } else {
+                BOOST_TEST(got[k].offset > got[k - 1].offset,
+                           "node " << i << " after offset " << got[k - 1].offset);
+            }
             if (got[k].tick && got[k - 1].tick)
                 BOOST_TEST(got[k].tick > got[k - 1].tick, "node " << i << " after tick " << got[k - 1].tick);
         }
@@ -182,7 +191,8 @@ BOOST_AUTO_TEST_CASE(
             co_await cluster.leader_index();
             for (auto const& h : co_await cluster.all_health())
                 BOOST_TEST(h.master == local(current));
-            check_increasing(cluster);
+            // Sent back to the returning master, the sentinels may have promoted it before it had synced.
+            check_increasing(cluster, failed_back ? 1 : 0);
         },
         90s);
 }
