@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -22,6 +23,8 @@
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <cmath>
+#include <csignal>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -69,6 +72,7 @@ struct bench_options {
     std::uint64_t behind = 50; // storm: how many broadcasts before its last one a session recovers from
     std::size_t threads = 1;
     milliseconds ping_period = 5s;
+    bool shutdown = false; // idle: SIGTERM the server after the hold, instead of leaving
     std::string json_path;
 };
 
@@ -120,6 +124,8 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
         ("threads", po::value<std::string>()->default_value(std::to_string(defaults.threads)),
          "client threads, one io_context each")
         ("ping-period", po::value<std::string>()->default_value("5s"), "time between a session's pings")
+        ("shutdown", "idle: after the hold, send SIGTERM to the --server-pid instead of leaving, and time the "
+         "shutdown (every subscriber should be closed with 1001)")
         ("json", po::value<std::string>()->value_name("FILE"), "also write every figure to FILE as one JSON object");
     // clang-format on
     po::options_description hidden;
@@ -194,6 +200,10 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
         opt.threads = parse_count("--threads", text("threads"), 1, 256);
         opt.ping_period = parse_duration_option("--ping-period", text("ping-period"));
         if (vm.count("json")) opt.json_path = text("json");
+        opt.shutdown = vm.count("shutdown") != 0;
+        if (opt.shutdown && opt.mode != bench_mode::idle) throw po::error("--shutdown is for the idle mode");
+        if (opt.shutdown && opt.server_pids.size() != 1)
+            throw po::error("--shutdown needs exactly one --server-pid, the server to stop");
         if ((opt.mode == bench_mode::fanout || opt.mode == bench_mode::storm) && opt.duration <= opt.interval)
             throw bad_value("--duration", text("duration"),
                             "longer than --interval (ticks are counted "
@@ -220,6 +230,7 @@ struct server_sample {
     steady_clock::time_point at;
     system_clock::time_point wall; // the same moment on the kernel timestamps' clock
     std::optional<process_stats> proc;
+    std::optional<process_stats> self; // wolf-bench itself: a reader can tell whether it kept up
 };
 
 /** What the run found: parameters, figures, the summary's lines, and why the run failed, if it did. */
@@ -240,6 +251,8 @@ struct tally {
     std::atomic<std::uint64_t> left{0};      // ended after joining
     std::atomic<std::uint64_t> in_flight{0}; // started, not yet joined (or ended without joining)
     std::atomic<std::uint64_t> wisdom{0};    // idle only: there should be none
+    std::atomic<std::uint64_t> going_away{0}; // closed by the server with 1001 (a shutdown)
+    std::atomic<steady_clock::rep> last_ended{0}; // the latest `ended` of any session
     std::array<std::atomic<std::uint64_t>, session_status_count> by_status{};
     mutable std::mutex details_mutex;
     std::vector<std::string> details; // the first few failures, in words
@@ -248,6 +261,12 @@ struct tally {
     void record(session_report const& r) {
         by_status[static_cast<std::size_t>(r.status)].fetch_add(1, std::memory_order_relaxed);
         wisdom.fetch_add(r.wisdom, std::memory_order_relaxed);
+        if (r.status == session_status::closed_by_server && r.close_code == 1001)
+            going_away.fetch_add(1, std::memory_order_relaxed);
+        auto const ended_at = r.ended.time_since_epoch().count();
+        for (auto seen = last_ended.load(std::memory_order_relaxed);
+             seen < ended_at && !last_ended.compare_exchange_weak(seen, ended_at, std::memory_order_relaxed);)
+            ;
         if (!r.epoch.empty()) {
             std::lock_guard lock(details_mutex);
             if (epoch.empty()) epoch = r.epoch;
@@ -342,6 +361,7 @@ private:
             s.proc->resident_memory_bytes += one->resident_memory_bytes;
             s.proc->open_fds += one->open_fds;
         }
+        s.self = read_process_stats();
         s.at = steady_clock::now();
         s.wall = system_clock::now();
         return s;
@@ -380,8 +400,10 @@ private:
                                              wisdom_hook_factory const& hooks,
                                              session_customizer const& customize);
     net::awaitable<bool> leave(subscriber_set& set, report& out);
+    net::awaitable<void> stop_server(subscriber_set& set, std::uint64_t present, report& out);
     void describe_subscribers(subscriber_set const& set, report& out) const;
     void server_figures(server_sample const& from, server_sample const& to, report& out) const;
+    void client_figures(server_sample const& from, server_sample const& to, report& out) const;
 
     net::awaitable<void> run_fanout(report& out);
     net::awaitable<void> run_churn(report& out);
@@ -469,6 +491,39 @@ net::awaitable<bool> bench::leave(subscriber_set& set, report& out) {
     co_return all_left;
 }
 
+// --shutdown: SIGTERM, then every session must end closed with 1001 (protocol section 11); how long the
+// last one took is the figure, to compare with the server's --shutdown-grace.
+net::awaitable<void> bench::stop_server(subscriber_set& set, std::uint64_t present, report& out) {
+    auto const counts = set.counts;
+    auto const count = set.sessions.size();
+    auto const ended_before = counts->ended.load(std::memory_order_acquire);
+    auto const going_away_before = counts->going_away.load();
+    auto const signalled = steady_clock::now();
+    if (::kill(opt_.server_pids.front(), SIGTERM) != 0) {
+        out.problem("could not send SIGTERM to the server: " + std::string(std::strerror(errno)));
+        co_return;
+    }
+    progress("SIGTERM sent to " + std::to_string(opt_.server_pids.front()));
+    bool const all_ended = co_await wait_until(
+        [&] { return counts->ended.load(std::memory_order_acquire) == count; }, leave_limit, 1ms);
+    set.sessions.clear();
+    auto const last = steady_clock::time_point(steady_clock::duration(counts->last_ended.load()));
+    auto const seconds = seconds_f(last - signalled).count();
+    auto const going_away = counts->going_away.load() - going_away_before;
+    auto const ended = counts->ended.load() - ended_before;
+    auto& f = out.figures;
+    f["shutdown_seconds"] = seconds;
+    f["shutdown_closed_1001"] = going_away;
+    f["shutdown_not_1001"] = present - std::min<std::uint64_t>(present, going_away);
+    progress("the last subscriber was closed " + fixed(seconds, 3) + " s after SIGTERM");
+    out.line("**Shutdown: " + std::to_string(going_away) + " of " + std::to_string(present) +
+             " subscribers closed with 1001; the last " + fixed(seconds * 1e3, 0) + " ms after SIGTERM** (" +
+             std::to_string(ended) + " sessions ended)");
+    if (!all_ended)
+        out.problem("not every subscriber had ended " + std::to_string(leave_limit.count()) + " s after SIGTERM");
+    if (going_away != present) out.problem("not every subscriber was closed with 1001");
+}
+
 void bench::describe_subscribers(subscriber_set const& set, report& out) const {
     auto const& c = *set.counts;
     auto const failed = c.failed();
@@ -495,6 +550,7 @@ void bench::describe_subscribers(subscriber_set const& set, report& out) const {
 }
 
 void bench::server_figures(server_sample const& from, server_sample const& to, report& out) const {
+    client_figures(from, to, out);
     if (opt_.server_pids.empty()) return;
     if (!from.proc || !to.proc) {
         out.problem("the server's /proc figures could not be read (has it exited?)");
@@ -505,6 +561,25 @@ void bench::server_figures(server_sample const& from, server_sample const& to, r
     out.figures["server_cpu_percent"] = 100.0 * cpu / seconds_f(to.at - from.at).count();
     out.figures["server_rss_bytes"] = to.proc->resident_memory_bytes;
     out.figures["server_open_fds"] = to.proc->open_fds;
+}
+
+// The load generator's own CPU and memory over the same window as the server's: a client that used all of
+// its threads' time may have measured itself rather than the server.
+void bench::client_figures(server_sample const& from, server_sample const& to, report& out) const {
+    if (!from.self || !to.self) return;
+    auto const cpu = to.self->cpu_seconds - from.self->cpu_seconds;
+    auto const percent = 100.0 * cpu / seconds_f(to.at - from.at).count();
+    auto const threads = static_cast<double>(workers_.size());
+    out.figures["client_cpu_seconds"] = cpu;
+    out.figures["client_cpu_percent"] = percent;
+    out.figures["client_rss_bytes"] = to.self->resident_memory_bytes;
+    out.figures["client_open_fds"] = to.self->open_fds;
+    out.figures["client_max_fds"] = to.self->max_fds;
+    out.line("wolf-bench itself over the same window: " + fixed(cpu, 2) + " s of CPU (" + fixed(percent) +
+             " % of a core, " + std::to_string(workers_.size()) + " client thread(s)" +
+             (percent > 90.0 * threads ? ": saturated, so the figures may be the client's" : "") + "), RSS " +
+             std::to_string(to.self->resident_memory_bytes / (1024 * 1024)) + " MiB, " +
+             std::to_string(to.self->open_fds) + " descriptors open of " + std::to_string(to.self->max_fds));
 }
 
 net::awaitable<void> bench::run_fanout(report& out) {
@@ -782,8 +857,13 @@ net::awaitable<void> bench::run_idle(report& out) {
     auto const held = sample();
     auto const present = subs.counts->joined.load() - subs.counts->left.load();
     auto const failed_while_held = subs.counts->failed();
-    co_await leave(subs, out);
-    describe_subscribers(subs, out);
+    if (opt_.shutdown) {
+        describe_subscribers(subs, out); // before the shutdown ends every session
+        co_await stop_server(subs, present, out);
+    } else {
+        co_await leave(subs, out);
+        describe_subscribers(subs, out);
+    }
 
     auto& f = out.figures;
     f["subscribers_held"] = present;
@@ -1088,6 +1168,18 @@ int main(int argc, char* argv[]) {
     auto parsed = parse_command_line(argc, argv);
     if (auto const* code = std::get_if<int>(&parsed)) return *code;
     auto const& opt = std::get<bench_options>(parsed);
+
+    // Every session is a descriptor of this process: take the hard limit, and refuse a run that cannot fit
+    // in it rather than fail part way. Past it, run several wolf-bench processes, each with a share.
+    auto const sessions = opt.mode == bench_mode::churn   ? opt.concurrency
+                          : opt.mode == bench_mode::storm ? opt.subscribers + opt.steady
+                                                          : opt.subscribers;
+    if (auto const limit = wolf::raise_descriptor_limit(); limit && sessions + 64 > limit->soft) {
+        std::cerr << "wolf-bench: " << sessions << " sessions need " << sessions + 64
+                  << " descriptors and this process may open " << limit->soft
+                  << " (ulimit -Hn): run several wolf-bench processes, each with a share\n";
+        return 2;
+    }
 
     worker_pool workers(opt.threads, "wolf-bench");
     net::io_context control{1};
