@@ -99,6 +99,8 @@ std::optional<process_stats> read_at(std::string const& proc) {
     stats.open_fds = *open_fds;
     stats.max_fds = *max_fds;
     stats.cpu_seconds = static_cast<double>(*utime + *stime) / hz;
+    stats.user_cpu_seconds = static_cast<double>(*utime) / hz;
+    stats.system_cpu_seconds = static_cast<double>(*stime) / hz;
     stats.start_time_seconds = static_cast<double>(*boot_time) + static_cast<double>(*start_ticks) / hz;
     return stats;
 }

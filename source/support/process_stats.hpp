@@ -16,6 +16,8 @@ struct process_stats {
     std::uint64_t open_fds = 0;              // entries in /proc/PID/fd
     std::uint64_t max_fds = 0;     // soft "Max open files" of /proc/PID/limits; UINT64_MAX: unlimited
     double cpu_seconds = 0;        // utime + stime (fields 14 and 15)
+    double user_cpu_seconds = 0;   // utime: in the program
+    double system_cpu_seconds = 0; // stime: in the kernel on its behalf
     double start_time_seconds = 0; // since the Unix epoch: starttime (field 22) + btime of /proc/stat
 };
 
