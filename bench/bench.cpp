@@ -15,23 +15,25 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
 #include <sstream>
+#include <unistd.h>
 #include <variant>
 #include <vector>
 
@@ -72,7 +74,9 @@ struct bench_options {
     std::uint64_t behind = 50; // storm: how many broadcasts before its last one a session recovers from
     std::size_t threads = 1;
     milliseconds ping_period = 5s;
-    bool shutdown = false; // idle: SIGTERM the server after the hold, instead of leaving
+    bool shutdown = false;                  // idle: SIGTERM the server after the hold, instead of leaving
+    std::shared_ptr<net::ssl::context> tls; // wss://, trusting --tls-ca
+    bool tls_resume = false;                // offer the latest TLS session kept
     std::string json_path;
 };
 
@@ -124,6 +128,10 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
         ("threads", po::value<std::string>()->default_value(std::to_string(defaults.threads)),
          "client threads, one io_context each")
         ("ping-period", po::value<std::string>()->default_value("5s"), "time between a session's pings")
+        ("tls-ca", po::value<std::string>()->value_name("FILE"),
+         "wss://: connect with TLS and check the server's certificate against the CA certificates in FILE (PEM)")
+        ("tls-resume", "with --tls-ca: resume TLS sessions (each handshake offers the latest session a server "
+         "gave this run); without it every handshake is a full one")
         ("shutdown", "idle: after the hold, send SIGTERM to the --server-pid instead of leaving, and time the "
          "shutdown (every subscriber should be closed with 1001)")
         ("json", po::value<std::string>()->value_name("FILE"), "also write every figure to FILE as one JSON object");
@@ -201,6 +209,13 @@ std::variant<bench_options, int> parse_command_line(int argc, char* argv[]) {
         opt.ping_period = parse_duration_option("--ping-period", text("ping-period"));
         if (vm.count("json")) opt.json_path = text("json");
         opt.shutdown = vm.count("shutdown") != 0;
+        if (vm.count("tls-ca")) {
+            std::string error;
+            opt.tls = tls_client::make_context(text("tls-ca"), error);
+            if (!opt.tls) throw po::error("--tls-ca: " + error);
+        }
+        opt.tls_resume = vm.count("tls-resume") != 0;
+        if (opt.tls_resume && !opt.tls) throw po::error("--tls-resume needs --tls-ca");
         if (opt.shutdown && opt.mode != bench_mode::idle) throw po::error("--shutdown is for the idle mode");
         if (opt.shutdown && opt.server_pids.size() != 1)
             throw po::error("--shutdown needs exactly one --server-pid, the server to stop");
@@ -225,12 +240,46 @@ double ms(std::int64_t ns) {
     return static_cast<double>(ns) / 1e6;
 }
 
+/** The kernel's own memory for sockets, machine-wide: slab objects (the socket, its inode, file, dentry,
+ * epoll entry...) and the pages queued in TCP buffers. */
+struct kernel_memory {
+    std::uint64_t slab_bytes = 0;       // Slab: of /proc/meminfo
+    std::uint64_t tcp_buffer_bytes = 0; // "TCP: ... mem N" of /proc/net/sockstat, N pages
+};
+
+std::optional<kernel_memory> read_kernel_memory() {
+    kernel_memory m;
+    bool slab = false, tcp = false;
+    std::ifstream meminfo("/proc/meminfo");
+    for (std::string key; meminfo >> key;) {
+        std::uint64_t kib = 0;
+        if (key == "Slab:" && meminfo >> kib) {
+            m.slab_bytes = kib * 1024;
+            slab = true;
+            break;
+        }
+        meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+    }
+    std::ifstream sockstat("/proc/net/sockstat");
+    for (std::string line; std::getline(sockstat, line);) {
+        if (!line.starts_with("TCP:")) continue;
+        auto const at = line.find(" mem ");
+        if (at == std::string::npos) break;
+        m.tcp_buffer_bytes =
+            std::stoull(line.substr(at + 5)) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+        tcp = true;
+    }
+    if (!slab || !tcp) return std::nullopt;
+    return m;
+}
+
 /** The server as /proc shows it at one moment, and when. */
 struct server_sample {
     steady_clock::time_point at;
     system_clock::time_point wall; // the same moment on the kernel timestamps' clock
     std::optional<process_stats> proc;
     std::optional<process_stats> self; // wolf-bench itself: a reader can tell whether it kept up
+    std::optional<kernel_memory> kernel;
 };
 
 /** What the run found: parameters, figures, the summary's lines, and why the run failed, if it did. */
@@ -248,10 +297,10 @@ struct report {
 struct tally {
     std::atomic<std::uint64_t> joined{0};
     std::atomic<std::uint64_t> ended{0};
-    std::atomic<std::uint64_t> left{0};      // ended after joining
-    std::atomic<std::uint64_t> in_flight{0}; // started, not yet joined (or ended without joining)
-    std::atomic<std::uint64_t> wisdom{0};    // idle only: there should be none
-    std::atomic<std::uint64_t> going_away{0}; // closed by the server with 1001 (a shutdown)
+    std::atomic<std::uint64_t> left{0};           // ended after joining
+    std::atomic<std::uint64_t> in_flight{0};      // started, not yet joined (or ended without joining)
+    std::atomic<std::uint64_t> wisdom{0};         // idle only: there should be none
+    std::atomic<std::uint64_t> going_away{0};     // closed by the server with 1001 (a shutdown)
     std::atomic<steady_clock::rep> last_ended{0}; // the latest `ended` of any session
     std::array<std::atomic<std::uint64_t>, session_status_count> by_status{};
     mutable std::mutex details_mutex;
@@ -289,6 +338,7 @@ struct churn_record {
     steady_clock::time_point ended;
     steady_clock::duration latency; // start of the TCP connect to the end of the close
     session_status status;
+    bool tls_resumed;
 };
 
 /** The churn loop's state, shared by the handlers of every churn session. */
@@ -308,6 +358,7 @@ public:
         : opt_(std::move(options))
         , workers_(workers)
         , began_(steady_clock::now()) {
+        if (opt_.tls) tls_ = std::make_shared<tls_client>(opt_.tls, opt_.tls_resume);
         auto const address = net::ip::make_address(opt_.host);
         for (auto const port : opt_.ports) {
             endpoints_.emplace_back(address, port);
@@ -358,10 +409,13 @@ private:
                 continue;
             }
             s.proc->cpu_seconds += one->cpu_seconds;
+            s.proc->user_cpu_seconds += one->user_cpu_seconds;
+            s.proc->system_cpu_seconds += one->system_cpu_seconds;
             s.proc->resident_memory_bytes += one->resident_memory_bytes;
             s.proc->open_fds += one->open_fds;
         }
         s.self = read_process_stats();
+        s.kernel = read_kernel_memory();
         s.at = steady_clock::now();
         s.wall = system_clock::now();
         return s;
@@ -373,6 +427,7 @@ private:
         s.endpoint = endpoints_[node % endpoints_.size()];
         s.host = hosts_[node % hosts_.size()];
         s.ping_period = opt_.ping_period;
+        s.tls = tls_;
         return s;
     }
     /** A subscriber's options; the control thread only (random_). */
@@ -422,6 +477,7 @@ private:
     std::vector<std::string> hosts_;
     std::string host_; // all of them, for the report
     std::atomic<std::size_t> next_churn_node_{0};
+    std::shared_ptr<tls_client> tls_; // wss://, shared by every session
     steady_clock::time_point began_;
     std::mt19937 random_{20240611};          // a fixed seed: two runs ping alike
     session_customizer const no_customizer_; // named: not built inside a co_await (GCC 12, PR 99576)
@@ -520,7 +576,8 @@ net::awaitable<void> bench::stop_server(subscriber_set& set, std::uint64_t prese
              " subscribers closed with 1001; the last " + fixed(seconds * 1e3, 0) + " ms after SIGTERM** (" +
              std::to_string(ended) + " sessions ended)");
     if (!all_ended)
-        out.problem("not every subscriber had ended " + std::to_string(leave_limit.count()) + " s after SIGTERM");
+        out.problem("not every subscriber had ended " + std::to_string(leave_limit.count()) +
+                    " s after SIGTERM");
     if (going_away != present) out.problem("not every subscriber was closed with 1001");
 }
 
@@ -714,13 +771,22 @@ net::awaitable<void> bench::run_fanout(report& out) {
     if (start.proc && end.proc) {
         auto const cpu = end.proc->cpu_seconds - start.proc->cpu_seconds;
         f["server_cpu_us_per_delivery"] = deliveries ? cpu * 1e6 / static_cast<double>(deliveries) : 0.0;
+        // Whose time it is: the program's (user) or the kernel's on its behalf (system: TCP, epoll, copies).
+        auto const user = end.proc->user_cpu_seconds - start.proc->user_cpu_seconds;
+        auto const system = end.proc->system_cpu_seconds - start.proc->system_cpu_seconds;
+        auto const per_delivery = [&](double seconds) {
+            return deliveries ? seconds * 1e6 / static_cast<double>(deliveries) : 0.0;
+        };
+        f["server_user_us_per_delivery"] = per_delivery(user);
+        f["server_system_us_per_delivery"] = per_delivery(system);
         auto const grew = static_cast<double>(end.proc->resident_memory_bytes) -
                           (baseline.proc ? static_cast<double>(baseline.proc->resident_memory_bytes) : 0.0);
         f["server_rss_per_connection_bytes"] = present ? grew / static_cast<double>(present) : 0.0;
         out.line("**Server CPU per delivery: " +
                  fixed(deliveries ? cpu * 1e6 / static_cast<double>(deliveries) : 0.0, 3) + " µs** (" +
                  fixed(cpu, 2) + " s of CPU over the window, " + fixed(100.0 * cpu / window) +
-                 " % of a core)");
+                 " % of a core); in the program " + fixed(per_delivery(user), 3) + " µs, in the kernel " +
+                 fixed(per_delivery(system), 3) + " µs");
         out.line("Server RSS at the end: " + std::to_string(end.proc->resident_memory_bytes / 1024) +
                  " KiB (" + fixed(present ? grew / static_cast<double>(present) : 0.0, 0) +
                  " B per subscriber over the baseline)");
@@ -734,31 +800,31 @@ void bench::start_churn_session(std::shared_ptr<churn_state> const& state, std::
     auto options = base_session(next_churn_node_.fetch_add(1, std::memory_order_relaxed));
     options.hold = 0ms; // leave as soon as subscribed
     ++state->in_flight;
-    spawn_session(executor, std::make_shared<client_session>(executor, std::move(options)),
-                  [this, state, thread](session_report const& r) {
-                      state->records[thread].push_back({r.ended, r.ended - r.started, r.status});
-                      if (r.status != session_status::completed) {
-                          std::lock_guard lock(state->details_mutex);
-                          if (state->details.size() < 5)
-                              state->details.push_back(std::string(to_string(r.status)) + ": " + r.detail);
-                      }
-                      // The next session starts on the same thread, from the handler: no control thread
-                      // in the loop, and every thread keeps its share of the concurrency. After a failure
-                      // it waits a little, so a server that refuses everything does not make us spin.
-                      if (!state->running.load(std::memory_order_relaxed)) {
-                          state->in_flight.fetch_sub(1, std::memory_order_release);
-                      } else if (r.status == session_status::completed) {
-                          start_churn_session(state, thread);
-                          state->in_flight.fetch_sub(1, std::memory_order_release);
-                      } else {
-                          auto timer = std::make_shared<net::steady_timer>(workers_.at(thread), 100ms);
-                          timer->async_wait([this, state, thread, timer](boost::system::error_code) {
-                              if (state->running.load(std::memory_order_relaxed))
-                                  start_churn_session(state, thread);
-                              state->in_flight.fetch_sub(1, std::memory_order_release);
-                          });
-                      }
-                  });
+    spawn_session(
+        executor, std::make_shared<client_session>(executor, std::move(options)),
+        [this, state, thread](session_report const& r) {
+            state->records[thread].push_back({r.ended, r.ended - r.started, r.status, r.tls_resumed});
+            if (r.status != session_status::completed) {
+                std::lock_guard lock(state->details_mutex);
+                if (state->details.size() < 5)
+                    state->details.push_back(std::string(to_string(r.status)) + ": " + r.detail);
+            }
+            // The next session starts on the same thread, from the handler: no control thread
+            // in the loop, and every thread keeps its share of the concurrency. After a failure
+            // it waits a little, so a server that refuses everything does not make us spin.
+            if (!state->running.load(std::memory_order_relaxed)) {
+                state->in_flight.fetch_sub(1, std::memory_order_release);
+            } else if (r.status == session_status::completed) {
+                start_churn_session(state, thread);
+                state->in_flight.fetch_sub(1, std::memory_order_release);
+            } else {
+                auto timer = std::make_shared<net::steady_timer>(workers_.at(thread), 100ms);
+                timer->async_wait([this, state, thread, timer](boost::system::error_code) {
+                    if (state->running.load(std::memory_order_relaxed)) start_churn_session(state, thread);
+                    state->in_flight.fetch_sub(1, std::memory_order_release);
+                });
+            }
+        });
 }
 
 net::awaitable<void> bench::run_churn(report& out) {
@@ -782,7 +848,7 @@ net::awaitable<void> bench::run_churn(report& out) {
         co_return; // their records are still being written
     }
 
-    std::uint64_t completed = 0, failed = 0, total = 0, total_failed = 0;
+    std::uint64_t completed = 0, failed = 0, total = 0, total_failed = 0, resumed = 0;
     std::map<std::string, std::uint64_t> failed_by_cause;
     std::vector<double> latencies;
     for (auto const& records : state->records)
@@ -793,6 +859,7 @@ net::awaitable<void> bench::run_churn(report& out) {
             if (r.ended < start.at || r.ended > end.at) continue;
             if (ok) {
                 ++completed;
+                if (r.tls_resumed) ++resumed;
                 latencies.push_back(seconds_f(r.latency).count() * 1e3);
             } else {
                 ++failed;
@@ -810,6 +877,12 @@ net::awaitable<void> bench::run_churn(report& out) {
         causes[cause] = n;
     f["failed_by_cause"] = std::move(causes);
     f["sessions_total"] = total;
+    if (tls_) {
+        f["tls_resumed"] = resumed;
+        out.line("TLS: " + std::to_string(completed - resumed) + " full handshakes, " +
+                 std::to_string(resumed) + " resumed (" +
+                 (opt_.tls_resume ? "--tls-resume" : "resumption not offered") + ")");
+    }
     f["failed_total"] = total_failed;
     auto const p50 = percentile(latencies, 50), p99 = percentile(latencies, 99);
     f["latency_p50_ms"] = p50;
@@ -834,10 +907,17 @@ net::awaitable<void> bench::run_churn(report& out) {
     if (start.proc && end.proc) {
         auto const cpu = end.proc->cpu_seconds - start.proc->cpu_seconds;
         f["server_cpu_us_per_session"] = completed ? cpu * 1e6 / static_cast<double>(completed) : 0.0;
-        out.line("**Server CPU per completed session: " +
-                 fixed(completed ? cpu * 1e6 / static_cast<double>(completed) : 0.0, 1) + " µs** (" +
+        auto const per_session = [&](double seconds) {
+            return completed ? seconds * 1e6 / static_cast<double>(completed) : 0.0;
+        };
+        auto const user = end.proc->user_cpu_seconds - start.proc->user_cpu_seconds;
+        auto const system = end.proc->system_cpu_seconds - start.proc->system_cpu_seconds;
+        f["server_user_us_per_session"] = per_session(user);
+        f["server_system_us_per_session"] = per_session(system);
+        out.line("**Server CPU per completed session: " + fixed(per_session(cpu), 1) + " µs** (" +
                  fixed(cpu, 2) + " s of CPU over the window, " + fixed(100.0 * cpu / window) +
-                 " % of a core)");
+                 " % of a core); in the program " + fixed(per_session(user), 1) + " µs, in the kernel " +
+                 fixed(per_session(system), 1) + " µs");
     }
 }
 
@@ -897,9 +977,28 @@ net::awaitable<void> bench::run_idle(report& out) {
                  " KiB, after the hold " + std::to_string(held.proc->resident_memory_bytes / 1024) + " KiB");
         out.line("**Server RSS per connection: " + fixed(per_held, 0) + " B (" + fixed(per_held / 1024, 2) +
                  " KiB)** after the hold; " + fixed(per_settled, 0) + " B when settled");
+        if (baseline.kernel && held.kernel) {
+            // Both ends of every connection are sockets of this kernel, and alike while idle: half the growth
+            // is the server's side.
+            auto const grew =
+                static_cast<double>(held.kernel->slab_bytes + held.kernel->tcp_buffer_bytes) -
+                static_cast<double>(baseline.kernel->slab_bytes + baseline.kernel->tcp_buffer_bytes);
+            auto const per_connection = grew / (2.0 * static_cast<double>(present));
+            f["kernel_memory_per_connection_bytes"] = per_connection;
+            f["kernel_memory_per_connection_kib"] = per_connection / 1024;
+            out.line("Kernel memory per connection (slab and TCP buffers, machine-wide, half the growth: "
+                     "both ends "
+                     "are local): " +
+                     fixed(per_connection, 0) + " B (" + fixed(per_connection / 1024, 2) + " KiB)");
+        }
+        // Idle subscribers only ping (the contract: every ping period): the hold's CPU is what pings cost.
         auto const cpu = held.proc->cpu_seconds - settled.proc->cpu_seconds;
-        out.line("Server CPU over the hold: " + fixed(cpu, 2) + " s (" +
-                 fixed(100.0 * cpu / seconds_f(held.at - settled.at).count()) + " % of a core)");
+        auto const hold = seconds_f(held.at - settled.at).count();
+        auto const pings = static_cast<double>(present) * hold / seconds_f(opt_.ping_period).count();
+        f["server_cpu_us_per_ping"] = cpu * 1e6 / pings;
+        out.line("Server CPU over the hold: " + fixed(cpu, 2) + " s (" + fixed(100.0 * cpu / hold) +
+                 " % of a core), about " + fixed(cpu * 1e6 / pings, 1) + " µs per ping (" + fixed(pings, 0) +
+                 " pings)");
     }
 }
 
@@ -1106,6 +1205,8 @@ net::awaitable<int> bench::run() {
         p["server_pids"] = std::move(pids);
     }
     p["threads"] = opt_.threads;
+    p["tls"] = static_cast<bool>(tls_);
+    p["tls_resume"] = opt_.tls_resume;
     p["ping_period_ms"] = opt_.ping_period.count();
     p["duration_ms"] = opt_.duration.count();
     switch (opt_.mode) {

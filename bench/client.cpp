@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 #include <charconv>
@@ -156,11 +157,30 @@ net::awaitable<bool> client_session::open() {
     socket.set_option(net::ip::tcp::no_delay(true), ignored);
     if (options_.kernel_timestamps) {
         beast::error_code ec;
-        ws_.next_layer().enable_timestamps(ec);
+        ws_.next_layer().next_layer().enable_timestamps(ec);
         if (ec) {
             fail(session_status::connect_failed, "SO_TIMESTAMPNS: " + ec.message());
             co_return false;
         }
+    }
+    if (options_.tls) {
+        auto& tls = ws_.next_layer().start_tls(options_.tls->context());
+        tls.set_verify_mode(net::ssl::verify_peer);
+        tls.set_verify_callback(net::ssl::host_name_verification(options_.endpoint.address().to_string()));
+        options_.tls->offer(tls.native_handle());
+        timer_.expires_after(options_.handshake_timeout);
+        auto handshake_or_deadline =
+            tls.async_handshake(net::ssl::stream_base::client, use_nothrow) || timer_.async_wait(use_nothrow);
+        auto const shaken = co_await std::move(handshake_or_deadline);
+        if (shaken.index() == 1) {
+            fail(session_status::handshake_failed, "TLS handshake: no answer within the handshake timeout");
+            co_return false;
+        }
+        if (auto const [ec] = std::get<0>(shaken); ec) {
+            fail(session_status::handshake_failed, "TLS handshake: " + ec.message());
+            co_return false;
+        }
+        report_.tls_resumed = SSL_session_reused(tls.native_handle()) == 1;
     }
     ws_.set_option(websocket::stream_base::timeout{
         options_.handshake_timeout,
@@ -235,6 +255,9 @@ net::awaitable<bool> client_session::open() {
         buffer_.consume(buffer_.size());
     }
     report_.joined = steady_clock::now();
+    // TLS 1.3 sends its session tickets after the handshake; they have been read by now.
+    if (auto* tls = ws_.next_layer().tls(); tls && options_.tls->resume())
+        options_.tls->keep(tls->native_handle());
     co_return true;
 }
 
@@ -272,7 +295,7 @@ net::awaitable<void> client_session::read_loop() {
         if (type == protocol::event::wisdom_distribution) {
             ++report_.wisdom;
             if (hooks_.on_wisdom) {
-                auto const kernel = ws_.next_layer().last_received();
+                auto const kernel = ws_.next_layer().next_layer().last_received();
                 hooks_.on_wisdom(frame, options_.kernel_timestamps && kernel != system_clock::time_point{}
                                             ? kernel
                                             : system_clock::now());
@@ -325,6 +348,46 @@ net::awaitable<void> client_session::write_loop() {
         fail(session_status::io_failed, "no close within the handshake timeout after `disconnect`");
         abort();
     }
+}
+
+tls_client::tls_client(std::shared_ptr<net::ssl::context> context, bool resume)
+    : context_(std::move(context))
+    , resume_(resume) {
+}
+
+tls_client::~tls_client() {
+    if (latest_) SSL_SESSION_free(latest_);
+}
+
+void tls_client::offer(SSL* ssl) {
+    if (!resume_) return;
+    std::lock_guard lock(mutex_);
+    if (latest_) SSL_set_session(ssl, latest_);
+}
+
+void tls_client::keep(SSL* ssl) {
+    SSL_SESSION* session = SSL_get1_session(ssl);
+    if (!session) return;
+    if (SSL_SESSION_is_resumable(session) != 1) {
+        SSL_SESSION_free(session);
+        return;
+    }
+    std::lock_guard lock(mutex_);
+    if (latest_) SSL_SESSION_free(latest_);
+    latest_ = session;
+}
+
+std::shared_ptr<net::ssl::context> tls_client::make_context(std::string const& ca_file, std::string& error) {
+    auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
+    beast::error_code ec;
+    context->load_verify_file(ca_file, ec);
+    if (ec) {
+        error = "cannot load " + ca_file + ": " + ec.message();
+        return nullptr;
+    }
+    // Keep sessions client-side too, so SSL_get1_session returns one the server can resume.
+    SSL_CTX_set_session_cache_mode(context->native_handle(), SSL_SESS_CACHE_CLIENT);
+    return context;
 }
 
 void spawn_session(net::any_io_executor executor, std::shared_ptr<client_session> session,

@@ -3,8 +3,8 @@
 // A WebSocket client that speaks the wire contract (docs/protocol.md) from start to end, for the
 // benchmarks: one session per connection, on Asio coroutines, on whatever io_context it is given.
 
+#include "client_stream.hpp"
 #include "support/net.hpp"
-#include "timestamp_socket.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -49,6 +49,9 @@ struct session_options {
     std::optional<milliseconds> hold;     // leave this long after joining (subscribed, or connected)
     // Subscribe with `since` (lossless reconnect, protocol section 13): this epoch and offset.
     std::optional<std::pair<std::string, std::uint64_t>> since;
+    // wss://: TLS after the TCP connect, the server's certificate checked against the client's CA and the
+    // endpoint's address. Shared by the sessions of a run.
+    std::shared_ptr<tls_client> tls;
 };
 
 /** Callbacks a session makes, on its own executor. */
@@ -90,6 +93,7 @@ struct session_report {
     std::uint64_t initial_offset = 0;
     std::optional<bool> recovered;      // with `since`: what the confirmation said
     std::uint64_t confirmed_offset = 0; // with `since`: the latest position the confirmation gave
+    bool tls_resumed = false;           // wss://: the TLS handshake resumed an earlier session
     steady_clock::time_point started{};
     steady_clock::time_point joined{}; // `subscribe_confirmation` read (or `connect` sent, without subscribe)
     steady_clock::time_point leaving{}; // `disconnect` sent
@@ -136,7 +140,7 @@ private:
 
     session_options options_;
     session_hooks hooks_;
-    websocket::stream<timestamp_socket> ws_;
+    websocket::stream<client_stream> ws_;
     net::steady_timer timer_; // the connect deadline, then the writer's: next ping, hold, or the close
     beast::flat_buffer buffer_;
     session_report report_;

@@ -34,6 +34,7 @@ class timestamp_socket {
 public:
     using executor_type = net::any_io_executor;
     using next_layer_type = net::ip::tcp::socket;
+    using lowest_layer_type = net::ip::tcp::socket::lowest_layer_type; // for ssl::stream over this layer
     using clock = std::chrono::system_clock;
 
     explicit timestamp_socket(executor_type executor)
@@ -42,6 +43,7 @@ public:
     executor_type get_executor() noexcept { return socket_.get_executor(); }
     next_layer_type& next_layer() noexcept { return socket_; }
     next_layer_type const& next_layer() const noexcept { return socket_; }
+    lowest_layer_type& lowest_layer() noexcept { return socket_.lowest_layer(); }
 
     /** Asks the kernel to timestamp what this socket receives; call once the socket is open. */
     void enable_timestamps(beast::error_code& ec) noexcept;
