@@ -101,7 +101,7 @@ response make_method_not_allowed(http::request<http::string_body> const& request
 bool is_known_path(std::string_view path, server_state const& state) {
     if (path == "/" || path == "/ws" || path == "/healthz" || path == "/readyz" || path == "/metrics")
         return true;
-    if (path == api_wisdom || path == api_stats) return is_api_path(path, state);
+    if (path == api_wisdom || path == api_stats) return admin_api_enabled(state); // never a UI file
     return path.starts_with('/') && state.assets.contains(path.substr(1));
 }
 

@@ -195,7 +195,8 @@ function request(port, method, target, { headers = {}, body } = {}) {
 }
 
 const bearer = { Authorization: `Bearer ${TOKEN}` };
-const getJson = async (port, target) => JSON.parse((await request(port, 'GET', target)).body);
+const getJson = async (port, target, headers = {}) =>
+  JSON.parse((await request(port, 'GET', target, { headers })).body);
 
 // ---- WebSocket ----------------------------------------------------------------------------
 
@@ -544,7 +545,7 @@ const CLOSE_SCENARIOS = {
     const c = await (await Client.open(port)).subscribed();
     c.ws._socket.pause();
     const message = JSON.stringify({ message: 'w'.repeat(14000) });
-    while ((await getJsonWith(port, '/api/stats', bearer)).wisdom_dropped === 0) {
+    while ((await getJson(port, '/api/stats', bearer)).wisdom_dropped === 0) {
       const res = await request(port, 'POST', '/api/wisdom', { headers: bearer, body: message });
       assert.ok([202, 503].includes(res.status), `publish: ${res.status}`);
     }
@@ -570,10 +571,6 @@ const CLOSE_SCENARIOS = {
     return c.closed;
   },
 };
-
-async function getJsonWith(port, target, headers) {
-  return JSON.parse((await request(port, 'GET', target, { headers })).body);
-}
 
 const closeCodes = asyncapi.document.channels().all().find((c) => c.address() === '/ws').json()['x-close-codes'];
 
