@@ -548,7 +548,7 @@ net::awaitable<bool> bench::leave(subscriber_set& set, report& out) {
 }
 
 // --shutdown: SIGTERM, then every session must end closed with 1001 (protocol section 11); how long the
-// last one took is the figure, to compare with the server's --shutdown-grace.
+// last one took is the figure, to compare with the server's 5 s shutdown grace period.
 net::awaitable<void> bench::stop_server(subscriber_set& set, std::uint64_t present, report& out) {
     auto const counts = set.counts;
     auto const count = set.sessions.size();
