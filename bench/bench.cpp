@@ -240,6 +240,27 @@ double ms(std::int64_t ns) {
     return static_cast<double>(ns) / 1e6;
 }
 
+/** A process's CPU time between two readings per unit of work, in µs: in all, in the program (utime) and in
+ * the kernel on its behalf (stime: TCP, epoll, copies); 0 with no units. */
+struct cpu_per_unit {
+    double total = 0;
+    double user = 0;
+    double system = 0;
+
+    cpu_per_unit(process_stats const& from, process_stats const& to, std::uint64_t units) {
+        if (units == 0) return;
+        auto const per = [&](double seconds) { return seconds * 1e6 / static_cast<double>(units); };
+        total = per(to.cpu_seconds - from.cpu_seconds);
+        user = per(to.user_cpu_seconds - from.user_cpu_seconds);
+        system = per(to.system_cpu_seconds - from.system_cpu_seconds);
+    }
+    /** "; in the program U µs, in the kernel K µs" */
+    std::string parts(int precision) const {
+        return "; in the program " + fixed(user, precision) + " µs, in the kernel " +
+               fixed(system, precision) + " µs";
+    }
+};
+
 /** The kernel's own memory for sockets, machine-wide: slab objects (the socket, its inode, file, dentry,
  * epoll entry...) and the pages queued in TCP buffers. */
 struct kernel_memory {
@@ -770,23 +791,16 @@ net::awaitable<void> bench::run_fanout(report& out) {
     server_figures(start, end, out);
     if (start.proc && end.proc) {
         auto const cpu = end.proc->cpu_seconds - start.proc->cpu_seconds;
-        f["server_cpu_us_per_delivery"] = deliveries ? cpu * 1e6 / static_cast<double>(deliveries) : 0.0;
-        // Whose time it is: the program's (user) or the kernel's on its behalf (system: TCP, epoll, copies).
-        auto const user = end.proc->user_cpu_seconds - start.proc->user_cpu_seconds;
-        auto const system = end.proc->system_cpu_seconds - start.proc->system_cpu_seconds;
-        auto const per_delivery = [&](double seconds) {
-            return deliveries ? seconds * 1e6 / static_cast<double>(deliveries) : 0.0;
-        };
-        f["server_user_us_per_delivery"] = per_delivery(user);
-        f["server_system_us_per_delivery"] = per_delivery(system);
+        cpu_per_unit const per_delivery(*start.proc, *end.proc, deliveries);
+        f["server_cpu_us_per_delivery"] = per_delivery.total;
+        f["server_user_us_per_delivery"] = per_delivery.user;
+        f["server_system_us_per_delivery"] = per_delivery.system;
         auto const grew = static_cast<double>(end.proc->resident_memory_bytes) -
                           (baseline.proc ? static_cast<double>(baseline.proc->resident_memory_bytes) : 0.0);
         f["server_rss_per_connection_bytes"] = present ? grew / static_cast<double>(present) : 0.0;
-        out.line("**Server CPU per delivery: " +
-                 fixed(deliveries ? cpu * 1e6 / static_cast<double>(deliveries) : 0.0, 3) + " µs** (" +
-                 fixed(cpu, 2) + " s of CPU over the window, " + fixed(100.0 * cpu / window) +
-                 " % of a core); in the program " + fixed(per_delivery(user), 3) + " µs, in the kernel " +
-                 fixed(per_delivery(system), 3) + " µs");
+        out.line("**Server CPU per delivery: " + fixed(per_delivery.total, 3) + " µs** (" + fixed(cpu, 2) +
+                 " s of CPU over the window, " + fixed(100.0 * cpu / window) + " % of a core)" +
+                 per_delivery.parts(3));
         out.line("Server RSS at the end: " + std::to_string(end.proc->resident_memory_bytes / 1024) +
                  " KiB (" + fixed(present ? grew / static_cast<double>(present) : 0.0, 0) +
                  " B per subscriber over the baseline)");
@@ -906,18 +920,13 @@ net::awaitable<void> bench::run_churn(report& out) {
     server_figures(start, end, out);
     if (start.proc && end.proc) {
         auto const cpu = end.proc->cpu_seconds - start.proc->cpu_seconds;
-        f["server_cpu_us_per_session"] = completed ? cpu * 1e6 / static_cast<double>(completed) : 0.0;
-        auto const per_session = [&](double seconds) {
-            return completed ? seconds * 1e6 / static_cast<double>(completed) : 0.0;
-        };
-        auto const user = end.proc->user_cpu_seconds - start.proc->user_cpu_seconds;
-        auto const system = end.proc->system_cpu_seconds - start.proc->system_cpu_seconds;
-        f["server_user_us_per_session"] = per_session(user);
-        f["server_system_us_per_session"] = per_session(system);
-        out.line("**Server CPU per completed session: " + fixed(per_session(cpu), 1) + " µs** (" +
+        cpu_per_unit const per_session(*start.proc, *end.proc, completed);
+        f["server_cpu_us_per_session"] = per_session.total;
+        f["server_user_us_per_session"] = per_session.user;
+        f["server_system_us_per_session"] = per_session.system;
+        out.line("**Server CPU per completed session: " + fixed(per_session.total, 1) + " µs** (" +
                  fixed(cpu, 2) + " s of CPU over the window, " + fixed(100.0 * cpu / window) +
-                 " % of a core); in the program " + fixed(per_session(user), 1) + " µs, in the kernel " +
-                 fixed(per_session(system), 1) + " µs");
+                 " % of a core)" + per_session.parts(1));
     }
 }
 
@@ -986,10 +995,10 @@ net::awaitable<void> bench::run_idle(report& out) {
             auto const per_connection = grew / (2.0 * static_cast<double>(present));
             f["kernel_memory_per_connection_bytes"] = per_connection;
             f["kernel_memory_per_connection_kib"] = per_connection / 1024;
-            out.line("Kernel memory per connection (slab and TCP buffers, machine-wide, half the growth: "
-                     "both ends "
-                     "are local): " +
-                     fixed(per_connection, 0) + " B (" + fixed(per_connection / 1024, 2) + " KiB)");
+            out.line(
+                "Kernel memory per connection (slab and TCP buffers, machine-wide, half the growth: both "
+                "ends are local): " +
+                fixed(per_connection, 0) + " B (" + fixed(per_connection / 1024, 2) + " KiB)");
         }
         // Idle subscribers only ping (the contract: every ping period): the hold's CPU is what pings cost.
         auto const cpu = held.proc->cpu_seconds - settled.proc->cpu_seconds;
