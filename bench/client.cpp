@@ -137,22 +137,30 @@ net::awaitable<session_report> client_session::run() {
     co_return report_;
 }
 
-net::awaitable<bool> client_session::open() {
+net::awaitable<bool> client_session::within_deadline(net::awaitable<std::tuple<beast::error_code>> step,
+                                                     session_status failure, std::string_view what) {
     using namespace net::experimental::awaitable_operators;
-    // The TCP connect races a deadline; from the upgrade on, the WebSocket stream's own timeouts apply.
-    auto& socket = beast::get_lowest_layer(ws_);
     timer_.expires_after(options_.handshake_timeout);
-    auto connect_or_deadline =
-        socket.async_connect(options_.endpoint, use_nothrow) || timer_.async_wait(use_nothrow);
-    auto const connected = co_await std::move(connect_or_deadline);
-    if (connected.index() == 1) {
-        fail(session_status::connect_failed, "connect: no answer within the handshake timeout");
+    auto step_or_deadline = std::move(step) || timer_.async_wait(use_nothrow);
+    auto const done = co_await std::move(step_or_deadline);
+    if (done.index() == 1) {
+        fail(failure, std::string(what) + ": no answer within the handshake timeout");
         co_return false;
     }
-    if (auto const [ec] = std::get<0>(connected); ec) {
-        fail(session_status::connect_failed, "connect: " + ec.message());
+    if (auto const [ec] = std::get<0>(done); ec) {
+        fail(failure, std::string(what) + ": " + ec.message());
         co_return false;
     }
+    co_return true;
+}
+
+net::awaitable<bool> client_session::open() {
+    // The TCP connect and the TLS handshake race a deadline; from the upgrade on, the WebSocket stream's own
+    // timeouts apply.
+    auto& socket = beast::get_lowest_layer(ws_);
+    auto tcp_connect = socket.async_connect(options_.endpoint, use_nothrow); // named: not built in co_await
+    if (!co_await within_deadline(std::move(tcp_connect), session_status::connect_failed, "connect"))
+        co_return false;
     beast::error_code ignored;
     socket.set_option(net::ip::tcp::no_delay(true), ignored);
     if (options_.kernel_timestamps) {
@@ -168,18 +176,10 @@ net::awaitable<bool> client_session::open() {
         tls.set_verify_mode(net::ssl::verify_peer);
         tls.set_verify_callback(net::ssl::host_name_verification(options_.endpoint.address().to_string()));
         options_.tls->offer(tls.native_handle());
-        timer_.expires_after(options_.handshake_timeout);
-        auto handshake_or_deadline =
-            tls.async_handshake(net::ssl::stream_base::client, use_nothrow) || timer_.async_wait(use_nothrow);
-        auto const shaken = co_await std::move(handshake_or_deadline);
-        if (shaken.index() == 1) {
-            fail(session_status::handshake_failed, "TLS handshake: no answer within the handshake timeout");
+        auto handshake = tls.async_handshake(net::ssl::stream_base::client, use_nothrow);
+        if (!co_await within_deadline(std::move(handshake), session_status::handshake_failed,
+                                      "TLS handshake"))
             co_return false;
-        }
-        if (auto const [ec] = std::get<0>(shaken); ec) {
-            fail(session_status::handshake_failed, "TLS handshake: " + ec.message());
-            co_return false;
-        }
         report_.tls_resumed = SSL_session_reused(tls.native_handle()) == 1;
     }
     ws_.set_option(websocket::stream_base::timeout{

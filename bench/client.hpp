@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 
 namespace wolf::bench {
 
@@ -131,6 +132,10 @@ public:
 
 private:
     net::awaitable<bool> open();
+    /** Awaits `step` against the handshake timeout; false, with the session failed as `failure` and `what`
+     * named, if it failed or timed out. */
+    net::awaitable<bool> within_deadline(net::awaitable<std::tuple<beast::error_code>> step,
+                                         session_status failure, std::string_view what);
     net::awaitable<void> read_loop();
     net::awaitable<void> write_loop();
     net::awaitable<bool> send(std::string const& text);
