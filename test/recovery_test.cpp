@@ -21,12 +21,6 @@ namespace event = wolf::protocol::event;
 
 namespace {
 
-/** Publishes a message through the broadcaster, as an operator's message is. */
-net::awaitable<void> publish(server& srv, std::string text) {
-    broadcast_message message{std::move(text), broadcast_message::origin::publish};
-    BOOST_REQUIRE(co_await srv.broadcast().publish(std::move(message)));
-}
-
 /** A received wisdom_distribution: its offset and message. */
 struct wisdom {
     std::uint64_t offset = 0;

@@ -53,12 +53,6 @@ net::awaitable<std::vector<close_info>> closes_during_shutdown(server& srv, std:
     co_return closes;
 }
 
-/** Publishes a message through the broadcaster, exactly as a tick does. */
-net::awaitable<void> publish(server& srv, std::string text) {
-    broadcast_message message{std::move(text), broadcast_message::origin::publish};
-    BOOST_REQUIRE(co_await srv.broadcast().publish(std::move(message)));
-}
-
 /**
  * A client frame written byte by byte, bypassing the client's WebSocket layer: `first` is FIN/RSV/opcode,
  * then the payload length in the shortest form (or `length` forced to the 64-bit form), the mask bit as

@@ -1,6 +1,7 @@
 #include "common/test_server.hpp"
 
 #include "assets.hpp"
+#include "broadcaster.hpp"
 #include "quote_deck.hpp"
 #include "support/async.hpp"
 
@@ -93,6 +94,11 @@ void run_to_completion(net::io_context& ioc, net::awaitable<void> task, std::chr
 void run_coro(std::function<net::awaitable<void>()> body, std::chrono::milliseconds deadline) {
     net::io_context ioc;
     run_to_completion(ioc, body(), deadline);
+}
+
+net::awaitable<void> publish(server& srv, std::string text) {
+    broadcast_message message{std::move(text), broadcast_message::origin::publish};
+    BOOST_REQUIRE(co_await srv.broadcast().publish(std::move(message)));
 }
 
 net::awaitable<void> pause(std::chrono::milliseconds how_long) {

@@ -53,6 +53,10 @@ void run_to_completion(net::io_context& ioc, net::awaitable<void> task, std::chr
  */
 void run_coro(std::function<net::awaitable<void>()> body, std::chrono::milliseconds deadline = 20s);
 
+/** Publishes `text` through the server's broadcaster, as an operator's message is (it then goes out like a
+ * tick's quote); the test fails if the broadcaster refuses it. */
+net::awaitable<void> publish(server& srv, std::string text);
+
 /** Waits without blocking the io_context (for pacing a client, never for awaiting an event). */
 net::awaitable<void> pause(std::chrono::milliseconds how_long);
 
