@@ -6,6 +6,7 @@
 
 #include "support/async.hpp" // sized_allocator
 #include "support/net.hpp"
+#include "tls_socket.hpp"
 
 #include <algorithm>
 #include <array>
@@ -111,31 +112,20 @@ struct observing_handler {
     frame_boundaries* boundaries_;
 
     void operator()(beast::error_code ec, std::size_t bytes) {
-        for (auto const& buffer : beast::buffers_prefix(bytes, buffers_))
+        auto const taken = beast::buffers_prefix(bytes, buffers_);
+        for (auto it = net::buffer_sequence_begin(taken); it != net::buffer_sequence_end(taken); ++it) {
+            net::const_buffer const buffer(*it);
             boundaries_->observe({static_cast<unsigned char const*>(buffer.data()), buffer.size()});
+        }
         std::move(handler_)(ec, bytes);
     }
 };
 
 } // namespace detail
 
-/**
- * The read side over any stream (TLS): reads go to the stream as they are. The TLS layer owns the bytes in
- * between, so the server cannot know whether anything is unread, and a reader never falls quiet.
- */
+/** The read side of a frame_stream over `NextLayer`: a plain TCP socket or a tls_socket. */
 template <class NextLayer>
-class frame_reader {
-public:
-    /** Whether a reader may end between messages while a read-ahead waits for the client. */
-    static constexpr bool quiet_reads = false;
-
-    template <class MutableBufferSequence, class ReadToken>
-    auto async_read_some(NextLayer& next, MutableBufferSequence const& buffers, ReadToken&& token) {
-        return next.async_read_some(buffers, std::forward<ReadToken>(token));
-    }
-
-    bool message_taken() noexcept { return false; }
-};
+class frame_reader;
 
 /**
  * The read side over a plain TCP socket: it follows the frame boundaries of every byte read, and between
@@ -145,8 +135,6 @@ public:
 template <>
 class frame_reader<net::ip::tcp::socket> {
 public:
-    static constexpr bool quiet_reads = true;
-
     template <class MutableBufferSequence, class ReadToken>
     auto async_read_some(net::ip::tcp::socket& next, MutableBufferSequence const& buffers,
                          ReadToken&& token) {
@@ -206,6 +194,58 @@ private:
     // The read-ahead: room for a typical client event, so a quiet client's next message costs one recv.
     std::array<char, 96> ahead_;
     std::uint8_t ahead_size_ = 0;
+    bool ahead_pending_ = false;
+    net::cancellation_signal ahead_cancel_;
+};
+
+/**
+ * The read side over TLS: the same boundaries, followed in the decrypted bytes, and the same quiet reader,
+ * whose read-ahead waits in the tls_socket's own 96 bytes (OpenSSL reads them first). It starts only when
+ * OpenSSL holds nothing unread either: a record may carry more than the message just taken.
+ */
+template <>
+class frame_reader<tls_socket> {
+public:
+    template <class MutableBufferSequence, class ReadToken>
+    auto async_read_some(tls_socket& next, MutableBufferSequence const& buffers, ReadToken&& token) {
+        return net::async_initiate<ReadToken, void(beast::error_code, std::size_t)>(
+            [this, &next](auto handler, MutableBufferSequence const& into) {
+                using observing = detail::observing_handler<decltype(handler), MutableBufferSequence>;
+                next.async_read_some(into, observing{std::move(handler), into, &boundaries_});
+            },
+            token, buffers);
+    }
+
+    bool message_taken() noexcept { return boundaries_.message_taken(); }
+
+    /** As the plain reader's; with bytes already buffered under TLS it completes at once (posted). */
+    template <class Handler>
+    void async_read_ahead(tls_socket& next, Handler handler) {
+        if (next.has_buffered()) {
+            auto executor = next.get_executor();
+            net::post(executor, beast::bind_front_handler(std::move(handler), beast::error_code{}));
+            return;
+        }
+        ahead_pending_ = true;
+        next.next_layer().async_read_some(
+            next.read_ahead_space(),
+            net::bind_cancellation_slot(
+                ahead_cancel_.slot(),
+                net::bind_allocator(sized_allocator<void>(),
+                                    [this, &next, handler = std::move(handler)](beast::error_code ec,
+                                                                                std::size_t size) mutable {
+                                        ahead_pending_ = false;
+                                        if (!ec) next.read_ahead_filled(size);
+                                        std::move(handler)(ec);
+                                    })));
+    }
+
+    void cancel_read_ahead() {
+        if (ahead_pending_) ahead_cancel_.emit(net::cancellation_type::terminal);
+    }
+
+private:
+    frame_boundaries boundaries_;
     bool ahead_pending_ = false;
     net::cancellation_signal ahead_cancel_;
 };

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace wolf {
@@ -25,8 +26,8 @@ namespace wolf {
  * of a frame_writer, which owns every byte written to the connection, and a frame_reader, which sees every
  * byte read. Prebuilt frames (a broadcast's shared wire_frame, the session's replies) go straight to the
  * writer; the WebSocket layer's own writes (the 101 response, pongs, close frames) are copied into the same
- * queue, so frames never interleave, whoever wrote them. Each side picks its way for the stream under it: a
- * plain TCP socket (in-place sends, a quiet reader) or TLS.
+ * queue, so frames never interleave, whoever wrote them. Each side has its way for the stream under it, a
+ * plain TCP socket or a tls_socket; both send in place and read quietly.
  *
  * Single-threaded: every call comes from the connection's executor.
  */
@@ -35,10 +36,6 @@ class frame_stream {
 public:
     using executor_type = typename NextLayer::executor_type;
     using next_layer_type = NextLayer;
-
-    /** True on a plain socket: the reader may end between messages while a read-ahead waits for the client
-     * (message_taken, async_read_ahead). */
-    static constexpr bool plain_socket = frame_reader<NextLayer>::quiet_reads;
 
     template <class... Args>
     explicit frame_stream(Args&&... args)
@@ -79,13 +76,13 @@ public:
 
     /** The reader took a whole message; true if the WebSocket layer holds no unread byte after it. */
     bool message_taken() noexcept { return reader_.message_taken(); }
-    /** A quiet reader's wait for the client's next bytes (plain socket; frame_reader has the details). */
+    /** A quiet reader's wait for the client's next bytes (frame_reader has the details). */
     template <class Handler>
-    void async_read_ahead(Handler handler) requires plain_socket {
+    void async_read_ahead(Handler handler) {
         reader_.async_read_ahead(next_, std::move(handler));
     }
     /** Ends a pending read-ahead (its handler sees operation_aborted); nothing if none is pending. */
-    void cancel_read_ahead() requires plain_socket { reader_.cancel_read_ahead(); }
+    void cancel_read_ahead() { reader_.cancel_read_ahead(); }
 
     // AsyncReadStream: through the reader.
     template <class MutableBufferSequence, class ReadToken>
@@ -117,38 +114,44 @@ public:
 private:
     frame_writer<NextLayer> writer_; // leads: a delivery reads the queue pointer, the error and the socket
     NextLayer next_;
-    [[no_unique_address]] frame_reader<NextLayer> reader_; // nothing under TLS
+    frame_reader<NextLayer> reader_;
 };
 
 /**
  * Beast's closing handshake ends by tearing the transport down, once the queued frames (the close frame
- * among them) are written. Beast calls this only after both close frames have crossed, so on a plain socket
- * the server closes it at once (RFC 6455 section 7.1.1: the server closes the TCP connection first); there
- * is nothing left to read, and no shutdown-and-drain round is needed. Under TLS the TLS layer's own
- * teardown sends its close_notify.
+ * among them) are written. Beast calls this only after both close frames have crossed, so the server closes
+ * the connection at once (RFC 6455 section 7.1.1: the server closes the TCP connection first); there is
+ * nothing left to read, and no shutdown-and-drain round is needed. Under TLS, close_notify goes first if the
+ * socket takes it (RFC 8446 section 6.1 does not require waiting for the peer's).
  */
 template <class NextLayer, class TeardownHandler>
 void async_teardown(beast::role_type role, frame_stream<NextLayer>& stream, TeardownHandler&& handler) {
     stream.after_drain([role, &stream, handler = std::forward<TeardownHandler>(handler)]() mutable {
-        if constexpr (frame_stream<NextLayer>::plain_socket) {
-            if (role == beast::role_type::server) {
-                beast::error_code ec;
-                stream.next_layer().close(ec);
-                auto executor = net::get_associated_executor(handler, stream.get_executor());
-                net::post(executor, beast::bind_front_handler(std::move(handler), ec));
-                return;
+        if constexpr (std::is_same_v<NextLayer, net::ip::tcp::socket>) {
+            if (role == beast::role_type::client) { // the tests' clients only
+                using beast::websocket::async_teardown;
+                return async_teardown(role, stream.next_layer(), std::move(handler));
             }
+        } else {
+            stream.next_layer().notify_close();
         }
-        using beast::websocket::async_teardown;
-        async_teardown(role, stream.next_layer(), std::move(handler));
+        beast::error_code ec;
+        beast::get_lowest_layer(stream).close(ec);
+        auto executor = net::get_associated_executor(handler, stream.get_executor());
+        net::post(executor, beast::bind_front_handler(std::move(handler), ec));
     });
 }
 
 /** The synchronous form Beast names; the server only ever closes asynchronously. */
 template <class NextLayer>
 void teardown(beast::role_type role, frame_stream<NextLayer>& stream, beast::error_code& ec) {
-    using beast::websocket::teardown;
-    teardown(role, stream.next_layer(), ec);
+    if constexpr (std::is_same_v<NextLayer, net::ip::tcp::socket>) {
+        using beast::websocket::teardown;
+        teardown(role, stream.next_layer(), ec);
+    } else {
+        stream.next_layer().notify_close();
+        beast::get_lowest_layer(stream).close(ec);
+    }
 }
 
 } // namespace wolf

@@ -1,16 +1,16 @@
 #pragma once
 
 // The write side of a connection's frame_stream: every byte written to the connection goes through one queue
-// of shared frames, so frames never interleave, whoever wrote them. How the queue reaches the socket depends
-// on the stream: in place with non-blocking sends on a plain TCP socket, one async_write at a time under TLS.
+// of shared frames, so frames never interleave, whoever wrote them. A frame reaches the socket at once when
+// nothing waits ahead of it: with a non-blocking send on a plain TCP socket, with one SSL_write under TLS.
 
 #include "frame.hpp"
 #include "support/net.hpp"
+#include "tls_socket.hpp"
 
 #include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 #include <cerrno>
@@ -140,7 +140,7 @@ protected:
         std::size_t head = 0;
         std::size_t uncounted = 0; // entries from resend()
         std::size_t offset = 0;    // bytes of the front frame already written
-        bool in_flight = false;    // a wait for writability, or a TLS write, is pending
+        bool in_flight = false;    // a wait for the socket is pending
         bool corked = false;       // hold writes until uncork()
         steady_clock::time_point blocked_since;
         std::unique_ptr<callback_base> on_drained;
@@ -193,58 +193,9 @@ private:
     Writer& writer() noexcept { return static_cast<Writer&>(*this); }
 };
 
-/**
- * The writer over any stream (TLS): each frame is written with async_write, one at a time; the TLS layer
- * owns the bytes it encrypts, so nothing is written in place.
- */
+/** The write side of a frame_stream over `NextLayer`: a plain TCP socket or a tls_socket. */
 template <class NextLayer>
-class frame_writer : public frame_writer_base<frame_writer<NextLayer>> {
-    using base = frame_writer_base<frame_writer<NextLayer>>;
-    friend base;
-    using base::backlog_;
-    using base::drained;
-    using base::error_;
-    using base::fail;
-    using base::owner_;
-    using typename base::backlog;
-    using typename base::entry;
-
-public:
-    void uncork(NextLayer& next) {
-        if (!backlog_ || !backlog_->corked) return;
-        backlog_->corked = false;
-        if (error_ || backlog_->in_flight) return;
-        if (backlog_->empty()) return drained();
-        write_next(next);
-    }
-
-private:
-    /** The frame being written has begun to go out. */
-    bool front_begun() const noexcept { return backlog_->in_flight; }
-
-    void push(NextLayer& next, entry e) {
-        if (error_) return;
-        if (!backlog_) backlog_ = std::make_unique<backlog>();
-        backlog_->push(std::move(e));
-        if (!backlog_->corked) write_next(next);
-    }
-
-    void write_next(NextLayer& next) {
-        auto& queue = *backlog_;
-        if (queue.in_flight) return;
-        queue.in_flight = true;
-        queue.blocked_since = steady_clock::now();
-        auto const bytes = queue.front().frame->bytes();
-        net::async_write(next, net::buffer(bytes.data(), bytes.size()),
-                         [this, &next, owner = owner_.lock()](beast::error_code ec, std::size_t) {
-                             backlog_->in_flight = false;
-                             if (ec) return fail(next, ec);
-                             backlog_->pop();
-                             if (backlog_->empty()) return drained();
-                             write_next(next);
-                         });
-    }
-};
+class frame_writer;
 
 /**
  * The writer over a plain TCP socket: a frame is written at once with a non-blocking send when nothing is
@@ -354,6 +305,76 @@ private:
             if (errno != EAGAIN && errno != EWOULDBLOCK) ec.assign(errno, boost::system::system_category());
             return 0;
         }
+    }
+};
+
+/**
+ * The writer over TLS, on the plain writer's plan: a frame is handed to OpenSSL at once (one SSL_write, which
+ * encrypts it into OpenSSL's record buffer and sends it with a non-blocking send) when nothing is queued
+ * ahead of it. When the socket does not take it all, OpenSSL keeps the rest of its records and the frame
+ * waits at the front of the queue, begun, until the socket is writable and the same SSL_write goes on; the
+ * frames behind it follow one SSL_write each.
+ */
+template <>
+class frame_writer<tls_socket> : public frame_writer_base<frame_writer<tls_socket>> {
+    friend frame_writer_base;
+
+public:
+    void uncork(tls_socket& next) {
+        if (!backlog_ || !backlog_->corked) return;
+        backlog_->corked = false;
+        if (!error_ && !backlog_->in_flight) flush(next);
+    }
+
+private:
+    using step = tls_socket::step;
+
+    /** OpenSSL holds part of the front frame: it must be given that frame again (offset 1 says so). */
+    bool front_begun() const noexcept { return backlog_->offset > 0; }
+
+    void push(tls_socket& next, entry e) {
+        if (error_) return;
+        if (backlog_) {
+            backlog_->push(std::move(e));
+            return;
+        }
+        beast::error_code ec;
+        auto const result = next.write(e.frame->bytes(), ec);
+        if (result == step::done) return;
+        if (result == step::failed) return fail(next, ec);
+        backlog_ = std::make_unique<backlog>();
+        backlog_->push(std::move(e));
+        backlog_->offset = 1;
+        wait(next, result);
+    }
+
+    /** Waits for what OpenSSL wants before the front frame's SSL_write can go on (writability, but for a
+     * renegotiation's read, which the context refuses anyway). */
+    void wait(tls_socket& next, step wanted) {
+        backlog_->in_flight = true;
+        backlog_->blocked_since = steady_clock::now();
+        auto const kind =
+            wanted == step::want_read ? net::ip::tcp::socket::wait_read : net::ip::tcp::socket::wait_write;
+        next.next_layer().async_wait(kind, [this, &next, owner = owner_.lock()](beast::error_code ec) {
+            backlog_->in_flight = false;
+            if (ec) return fail(next, ec);
+            flush(next);
+        });
+    }
+
+    void flush(tls_socket& next) {
+        auto& queue = *backlog_;
+        while (!queue.empty()) {
+            beast::error_code ec;
+            auto const result = next.write(queue.front().frame->bytes(), ec);
+            if (result == step::failed) return fail(next, ec);
+            if (result != step::done) {
+                queue.offset = 1;
+                return wait(next, result);
+            }
+            queue.pop();
+        }
+        drained();
     }
 };
 

@@ -5,6 +5,7 @@
 #include "support/async.hpp"
 #include "support/logger.hpp"
 #include "tls.hpp"
+#include "tls_socket.hpp"
 #include "version.hpp"
 #include "websocket_session.hpp"
 
@@ -193,9 +194,10 @@ response readiness(http::request<http::string_body> const& request, server_state
 }
 
 /** Tracks the connection for shutdown while it waits for requests (or, with TLS, for its handshake). */
+template <class Stream>
 class tracked_connection final : public closable {
 public:
-    tracked_connection(beast::tcp_stream& stream, shard& state)
+    tracked_connection(Stream& stream, shard& state)
         : stream_(stream)
         , state_(state) {
         state_.http_connections.insert(this);
@@ -208,9 +210,16 @@ public:
     void release() { state_.http_connections.erase(this); }
 
 private:
-    beast::tcp_stream& stream_;
+    Stream& stream_;
     shard& state_;
 };
+
+net::ip::tcp::socket& tcp_socket(beast::tcp_stream& stream) noexcept {
+    return stream.socket();
+}
+net::ip::tcp::socket& tcp_socket(tls_socket& stream) noexcept {
+    return stream.next_layer();
+}
 
 } // namespace
 
@@ -268,15 +277,14 @@ refuse_upgrade(http::request<http::string_body> const& request, server_state con
 template <class Stream>
 net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, shard& connection_shard) {
     auto& state = connection_shard.server;
-    auto& tcp = beast::get_lowest_layer(stream);
-    tracked_connection tracked(tcp, connection_shard);
+    tracked_connection tracked(stream, connection_shard);
 
     for (;;) {
         http::request_parser<http::string_body> parser;
         parser.header_limit(max_header_bytes);
         parser.body_limit(max_body_bytes);
         // The whole request, headers and body, must arrive within the handshake timeout.
-        tcp.expires_after(state.cfg.handshake_timeout);
+        stream.expires_after(state.cfg.handshake_timeout);
         auto const [read_ec, read_size] = co_await http::async_read(stream, buffer, parser, use_nothrow);
         if (read_ec) {
             if (read_ec == beast::error::timeout) {
@@ -319,7 +327,7 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
                 refusal = make_status(request, http::status::service_unavailable);
             if (!refusal) {
                 tracked.release();
-                tcp.expires_never(); // the WebSocket stream applies its own timeouts
+                stream.expires_never(); // the WebSocket stream applies its own timeouts
                 // The session runs in a coroutine of its own, so this one's frame, with its request
                 // buffer and parser, is freed for the connection's whole life.
                 auto const executor = stream.get_executor();
@@ -342,17 +350,17 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
         if (write_ec || !keep_alive) break;
     }
 
-    if constexpr (std::is_same_v<Stream, tls_stream>) {
+    if constexpr (std::is_same_v<Stream, tls_socket>) {
         // close_notify, and the peer's if it answers in time; after a failed read this ends at once.
-        tcp.expires_after(state.cfg.handshake_timeout);
+        stream.expires_after(state.cfg.handshake_timeout);
         co_await stream.async_shutdown(use_nothrow);
     }
     beast::error_code ec;
-    tcp.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    tcp_socket(stream).shutdown(net::ip::tcp::socket::shutdown_send, ec);
 }
 
 template net::awaitable<void> run_http_session(beast::tcp_stream, beast::flat_buffer, shard&);
-template net::awaitable<void> run_http_session(tls_stream, beast::flat_buffer, shard&);
+template net::awaitable<void> run_http_session(tls_socket, beast::flat_buffer, shard&);
 
 namespace {
 
@@ -362,34 +370,36 @@ constexpr std::string_view tls_only_body = "this port speaks TLS: use https:// o
 /** The TLS port: a ClientHello, the handshake, then the same HTTP session as on a plain port. */
 net::awaitable<void> run_tls_connection(net::ip::tcp::socket socket, shard& connection_shard) {
     auto& state = connection_shard.server;
-    tls_stream stream(std::move(socket), *state.tls);
-    auto& tcp = beast::get_lowest_layer(stream);
+    tls_socket stream(std::move(socket), *state.tls);
     beast::flat_buffer buffer;
     {
-        tracked_connection tracked(tcp, connection_shard);
+        tracked_connection tracked(stream, connection_shard);
         // One deadline for the ClientHello and the whole handshake.
-        tcp.expires_after(state.cfg.handshake_timeout);
-        auto const [detect_ec, is_tls] = co_await beast::async_detect_ssl(tcp, buffer, use_nothrow);
+        stream.expires_after(state.cfg.handshake_timeout);
+        auto const [detect_ec, is_tls] =
+            co_await beast::async_detect_ssl(stream.next_layer(), buffer, use_nothrow);
         if (!detect_ec && !is_tls) {
             http::request<http::string_body> const blank;
             auto res = make_response(blank, http::status::bad_request, "text/plain; charset=utf-8",
                                      std::string(tls_only_body));
             res.keep_alive(false);
             http::message_generator message(std::move(res));
-            co_await beast::async_write(tcp, std::move(message), use_nothrow);
+            co_await beast::async_write(stream.next_layer(), std::move(message), use_nothrow);
             beast::error_code ec;
-            tcp.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+            stream.next_layer().shutdown(net::ip::tcp::socket::shutdown_send, ec);
             co_return;
         }
         auto handshake_ec = detect_ec;
         if (!handshake_ec) {
-            auto const [ec, used] =
-                co_await stream.async_handshake(net::ssl::stream_base::server, buffer.data(), use_nothrow);
+            auto const [ec, used] = co_await stream.async_handshake(buffer.data(), use_nothrow);
             handshake_ec = ec;
             buffer.consume(used);
         }
         if (handshake_ec) {
-            if (handshake_ec == beast::error::timeout) ++state.stats.http_timeouts_total;
+            if (stream.expired()) { // the detection's read sees only its socket closed
+                handshake_ec = beast::error::timeout;
+                ++state.stats.http_timeouts_total;
+            }
             log_debug("tls_handshake_failed", kv("error", handshake_ec.message()));
             co_return;
         }

@@ -23,7 +23,7 @@ net::awaitable<void> run_connection(net::ip::tcp::socket socket, shard& connecti
 /**
  * Serves HTTP requests one at a time (keep-alive) on a connected stream until one of them upgrades to a
  * WebSocket, which then runs in this same coroutine. `buffer` holds what was already read from the stream.
- * Defined for beast::tcp_stream and tls_stream (tls.hpp).
+ * Defined for beast::tcp_stream and tls_socket (tls_socket.hpp).
  */
 template <class Stream>
 net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, shard& connection_shard);

@@ -1,5 +1,6 @@
 #include "tls.hpp"
 
+#include <boost/asio/ssl/error.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -16,6 +17,9 @@ std::variant<net::ssl::context, std::string> load_tls_context(std::string const&
 
     context.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_compression);
     SSL_CTX_set_min_proto_version(context.native_handle(), TLS1_2_VERSION);
+    SSL_CTX_set_mode(context.native_handle(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(context.native_handle(), 1);
+    SSL_CTX_set_options(context.native_handle(), SSL_OP_NO_RENEGOTIATION);
     // An encrypted key fails to load instead of prompting for a passphrase on the terminal.
     context.set_password_callback(
         [](std::size_t, net::ssl::context::password_purpose) { return std::string(); });

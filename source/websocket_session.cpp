@@ -5,15 +5,15 @@
 #include "protocol.hpp"
 #include "support/async.hpp"
 #include "support/logger.hpp"
-#include "tls.hpp"
+#include "tls_socket.hpp"
 #include "version.hpp"
 
 #include <algorithm>
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <boost/uuid/detail/random_provider.hpp>
 #include <boost/uuid/uuid.hpp>
 #include <boost/uuid/uuid_io.hpp>
@@ -55,7 +55,7 @@ shared_frame const& subscribe_confirmation_frame() {
 }
 
 /** What a session writes to: the TCP socket itself on a plain port (released from the HTTP session's
- * tcp_stream, whose timers a WebSocket session does not need), the TLS stream on a TLS port. */
+ * tcp_stream, whose timers a WebSocket session does not need), the tls_socket on a TLS port. */
 template <class Stream>
 struct transport {
     using type = Stream;
@@ -78,7 +78,7 @@ net::ip::tcp::socket& tcp_socket(Layer& layer) {
 }
 
 /**
- * One WebSocket connection over `Transport` (a tcp::socket for ws://, tls_stream for wss://). The reader
+ * One WebSocket connection over `Transport` (a tcp::socket for ws://, a tls_socket for wss://). The reader
  * coroutine (run) owns the session through a shared_ptr; the registry reaches it through its `peer` base
  * to queue frames and to close it, and a wait on a busy socket holds a shared_ptr so the stream outlives
  * it.
@@ -138,7 +138,7 @@ private:
                                   std::unique_ptr<http::request<http::string_body>> request);
     net::awaitable<bool> open(std::unique_ptr<http::request<http::string_body>> request);
     /** The reader: reads and applies client events while the client speaks; it ends with the connection, or
-     * (plain socket) when the client falls quiet, and a read-ahead starts the next one. */
+     * when the client falls quiet, and a read-ahead starts the next one. */
     net::awaitable<void> read_messages(std::shared_ptr<websocket_session> self);
     void wait_quietly(std::shared_ptr<websocket_session> self);
     /** Applies a whole message. */
@@ -257,8 +257,7 @@ net::awaitable<void> websocket_session<Transport>::read_messages(std::shared_ptr
         // Between messages, with nothing read left unread, this coroutine ends: a quiet client (an idle
         // subscriber spends its life between pings) costs no coroutine and no parked WebSocket read, only
         // the read-ahead that starts the next reader. While closing it reads on, to the closing handshake.
-        if constexpr (frame_stream<Transport>::plain_socket)
-            if (nothing_unread && !closing_) co_return wait_quietly(std::move(self));
+        if (nothing_unread && !closing_) co_return wait_quietly(std::move(self));
     }
 }
 
@@ -425,7 +424,7 @@ void websocket_session<Transport>::close(std::uint16_t code, std::string_view re
     frames_.drop_unsent();
     // A quiet connection has no reader: the close reads the client's answer itself, and ends the session
     // (a read-ahead is pending only then).
-    if constexpr (frame_stream<Transport>::plain_socket) frames_.cancel_read_ahead();
+    frames_.cancel_read_ahead();
     // Beast may already be closing on its own (it answers bad UTF-8 with 1007, oversize with 1009, protocol
     // violations with 1002); then only the deadline below is needed.
     if (ws_.is_open())
@@ -480,6 +479,6 @@ net::awaitable<void> run_websocket_session(Stream stream,
 template net::awaitable<void>
 run_websocket_session(beast::tcp_stream, std::unique_ptr<http::request<http::string_body>>, shard&);
 template net::awaitable<void>
-run_websocket_session(tls_stream, std::unique_ptr<http::request<http::string_body>>, shard&);
+run_websocket_session(tls_socket, std::unique_ptr<http::request<http::string_body>>, shard&);
 
 } // namespace wolf

@@ -70,6 +70,27 @@ BOOST_AUTO_TEST_CASE(full_lifecycle_over_wss_from_initial_to_close_1000) {
     });
 }
 
+BOOST_AUTO_TEST_CASE(a_quiet_wss_client_speaks_again_and_is_served) {
+    test_certificate const cert;
+    auto server_context = cert.server_context();
+    auto client_context = cert.client_context();
+    run_with_server(fast_config(), server_context, [&](server& srv) -> net::awaitable<void> {
+        dialer<tls_stream> const to{srv.port(), client_context};
+        auto client = co_await wss_client::open(to);
+        co_await client.connect_and_subscribe();
+        for (int i = 0; i < 3; ++i) { // each time the reader has ended, and the read-ahead starts another
+            co_await client.send_event(event::subscribe);
+            co_await client.read_until(event::subscribe_confirmation);
+        }
+        co_await publish(srv, "Still listening.");
+        BOOST_TEST(payload_string(co_await client.read_until(event::wisdom_distribution), "message") ==
+                   "Still listening.");
+        co_await client.send_event(event::disconnect);
+        BOOST_TEST((co_await client.read_close()).code == close_code::normal);
+        BOOST_TEST(srv.connections().connections() == 0u);
+    });
+}
+
 BOOST_AUTO_TEST_CASE(healthz_over_https_is_200_json) {
     test_certificate const cert;
     auto server_context = cert.server_context();

@@ -8,6 +8,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket/stream.hpp>
 #include <boost/json/object.hpp>
 #include <cstdint>
@@ -30,6 +31,9 @@ struct read_to_close {
     std::vector<boost::json::object> events;
     close_info close;
 };
+
+/** A test client's TLS stream: Asio's, which checks the server's against an implementation of its own. */
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
 /** How a test client reaches the server on 127.0.0.1: a stream type and what it needs to connect. */
 template <class Stream>
