@@ -121,8 +121,10 @@ private:
  * Beast's closing handshake ends by tearing the transport down, once the queued frames (the close frame
  * among them) are written. Beast calls this only after both close frames have crossed, so the server closes
  * the connection at once (RFC 6455 section 7.1.1: the server closes the TCP connection first); there is
- * nothing left to read, and no shutdown-and-drain round is needed. Under TLS, close_notify goes first if the
- * socket takes it (RFC 8446 section 6.1 does not require waiting for the peer's).
+ * nothing left to read, and no shutdown-and-drain round is needed. Under TLS the client may still send its
+ * close_notify, which must be read before the close (unread, it would turn the close into a reset): the
+ * server sends its own and the FIN, and closes once the client has closed (tls_socket's graceful close,
+ * bounded by the session's close deadline).
  */
 template <class NextLayer, class TeardownHandler>
 void async_teardown(beast::role_type role, frame_stream<NextLayer>& stream, TeardownHandler&& handler) {
@@ -133,7 +135,7 @@ void async_teardown(beast::role_type role, frame_stream<NextLayer>& stream, Tear
                 return async_teardown(role, stream.next_layer(), std::move(handler));
             }
         } else {
-            stream.next_layer().notify_close();
+            return stream.next_layer().async_close_gracefully(std::move(handler));
         }
         beast::error_code ec;
         beast::get_lowest_layer(stream).close(ec);

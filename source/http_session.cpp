@@ -214,13 +214,6 @@ private:
     shard& state_;
 };
 
-net::ip::tcp::socket& tcp_socket(beast::tcp_stream& stream) noexcept {
-    return stream.socket();
-}
-net::ip::tcp::socket& tcp_socket(tls_socket& stream) noexcept {
-    return stream.next_layer();
-}
-
 } // namespace
 
 http::message_generator handle_request(http::request<http::string_body> const& request,
@@ -351,12 +344,14 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
     }
 
     if constexpr (std::is_same_v<Stream, tls_socket>) {
-        // close_notify, and the peer's if it answers in time; after a failed read this ends at once.
+        // close_notify and the FIN, then the client's last bytes until it closes too, in time; after a
+        // failed read this ends at once.
         stream.expires_after(state.cfg.handshake_timeout);
-        co_await stream.async_shutdown(use_nothrow);
+        co_await stream.async_close_gracefully(use_nothrow);
+    } else {
+        beast::error_code ec;
+        stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
     }
-    beast::error_code ec;
-    tcp_socket(stream).shutdown(net::ip::tcp::socket::shutdown_send, ec);
 }
 
 template net::awaitable<void> run_http_session(beast::tcp_stream, beast::flat_buffer, shard&);

@@ -30,9 +30,9 @@ namespace wolf {
  * all, whatever its traffic (docs/architecture.md).
  *
  * An AsyncStream for Beast's HTTP and WebSocket layers (async_read_some, async_write_some), with the server
- * side's handshake and shutdown, a deadline like beast::tcp_stream's, and the non-blocking steps the frame
- * stream takes itself: write() for one whole frame, and the read-ahead. Movable while nothing is pending;
- * single-threaded, on the socket's executor.
+ * side's handshake and graceful close, a deadline like beast::tcp_stream's, and the non-blocking steps the
+ * frame stream takes itself: write() for one whole frame, and the read-ahead. Movable while nothing is
+ * pending; single-threaded, on the socket's executor.
  */
 class tls_socket {
 public:
@@ -76,22 +76,27 @@ public:
             std::forward<Token>(token));
     }
 
-    /** Sends close_notify and waits for the peer's. Completes with (ec). */
+    /**
+     * The server's end of the connection: close_notify (if the socket takes it) and the TCP FIN, then what
+     * the peer still sends (its own close_notify, say) is read and dropped until it closes its side too,
+     * and the socket is closed. Closing with unread bytes would reset the connection, and the peer could
+     * lose what it had not yet read. Bound it with a deadline or close(). Completes with (ec): none once
+     * the peer has closed.
+     */
     template <class Token>
-    auto async_shutdown(Token&& token) {
-        return net::async_initiate<Token, void(beast::error_code)>(
-            [this](auto handler) {
-                async_run(
-                    [](core& c, beast::error_code& ec) {
-                        auto result = SSL_shutdown(c.ssl.get()); // 0: sent; the second call reads the peer's
-                        if (result == 0) result = SSL_shutdown(c.ssl.get());
-                        return std::pair{c.finish(result, ec), std::size_t{0}};
-                    },
-                    [handler = std::move(handler)](beast::error_code ec, std::size_t) mutable {
-                        std::move(handler)(ec);
-                    });
+    auto async_close_gracefully(Token&& token) {
+        notify_close();
+        beast::error_code ignored;
+        core_->socket.shutdown(next_layer_type::shutdown_send, ignored);
+        return net::async_compose<Token, void(beast::error_code)>(
+            [c = core_.get()](auto& self, beast::error_code ec = {}, std::size_t = 0) mutable {
+                if (!ec) return c->socket.async_read_some(net::buffer(c->inbox), std::move(self));
+                beast::error_code closed;
+                c->socket.close(closed);
+                if (c->expired) ec = beast::error::timeout;
+                self.complete(ec == net::error::eof ? beast::error_code{} : ec);
             },
-            token);
+            token, core_->socket);
     }
 
     /** AsyncReadStream: reads into the first non-empty buffer of `buffers`, as Asio's ssl::stream does. */

@@ -1,7 +1,7 @@
 #define BOOST_TEST_MODULE tls_socket
 // The server's TLS connection on a loopback pair, against Asio's ssl::stream as the client: the handshake
 // (with bytes read before it, and a deadline), frames written in place with one SSL_write each and queued
-// when the socket is full (OpenSSL holding a begun one), the teardown's close_notify, and the quiet reader's
+// when the socket is full (OpenSSL holding a begun one), the graceful close, and the quiet reader's
 // read-ahead, which must not wait on the socket while OpenSSL already holds the client's next record.
 #include "common/certificates.hpp"
 #include "common/loopback.hpp"
@@ -78,15 +78,31 @@ struct tls_pair {
         reading = true;
     }
 
-    /** Everything the server wrote, through its teardown (close_notify, then the socket closed). */
+    /**
+     * Everything the server wrote, through its teardown: close_notify and the FIN after the queue; then the
+     * client answers with its own close_notify and FIN, which the server reads before it closes, so the
+     * connection ends without a reset.
+     */
     std::string const& received_through_teardown() {
         outcome<beast::error_code> teardown;
         async_teardown(beast::role_type::server, *frames, teardown.handler());
         start_reading();
         BOOST_TEST_REQUIRE(run_until(ctx, [&] { return read_done; }), "the client never saw the end");
         BOOST_TEST(read_ec == beast::error_code(net::error::eof), "close_notify, not " << read_ec.message());
+        settle(ctx);
+        BOOST_TEST(!teardown.done(), "the server waits for the client to close its side");
+        BOOST_TEST(server().next_layer().is_open());
+
+        outcome<beast::error_code> client_shutdown;
+        client.async_shutdown(client_shutdown.handler()); // close_notify, the server's already in hand
+        BOOST_TEST(!std::get<0>(wait_for(ctx, client_shutdown)));
+        client.next_layer().shutdown(tcp::socket::shutdown_send);
         BOOST_TEST(!std::get<0>(wait_for(ctx, teardown)));
         BOOST_TEST(!server().next_layer().is_open());
+        std::array<char, 16> after{};
+        beast::error_code end;
+        client.next_layer().read_some(net::buffer(after), end);
+        BOOST_TEST(end == beast::error_code(net::error::eof), "a FIN, not " << end.message());
         return received;
     }
 
