@@ -102,7 +102,7 @@ public:
     }
 
     /** Holds writes back until uncork(), which sends everything held at once: the 101 response and `initial`
-     * leave in one segment. */
+     * leave together (one segment on a plain socket; two records, sent back to back, under TLS). */
     void cork() {
         if (!backlog_) backlog_ = std::make_unique<backlog>();
         backlog_->corked = true;
@@ -342,24 +342,30 @@ private:
         auto const result = next.write(e.frame->bytes(), ec);
         if (result == step::done) return;
         if (result == step::failed) return fail(next, ec);
+        if (result == step::want_read) return fail(next, renegotiation_refused());
         backlog_ = std::make_unique<backlog>();
         backlog_->push(std::move(e));
         backlog_->offset = 1;
-        wait(next, result);
+        wait_writable(next);
     }
 
-    /** Waits for what OpenSSL wants before the front frame's SSL_write can go on (writability, but for a
-     * renegotiation's read, which the context refuses anyway). */
-    void wait(tls_socket& next, step wanted) {
+    /**
+     * OpenSSL reads before it writes only in a renegotiation, which the context refuses (TLS 1.3 has none):
+     * a write that wants to read ends the stream rather than wait beside the reader's read-ahead, which
+     * would take the bytes first.
+     */
+    static beast::error_code renegotiation_refused() noexcept { return net::error::operation_not_supported; }
+
+    /** Waits until the socket takes more of what OpenSSL holds of the front frame. */
+    void wait_writable(tls_socket& next) {
         backlog_->in_flight = true;
         backlog_->blocked_since = steady_clock::now();
-        auto const kind =
-            wanted == step::want_read ? net::ip::tcp::socket::wait_read : net::ip::tcp::socket::wait_write;
-        next.next_layer().async_wait(kind, [this, &next, owner = owner_.lock()](beast::error_code ec) {
-            backlog_->in_flight = false;
-            if (ec) return fail(next, ec);
-            flush(next);
-        });
+        next.next_layer().async_wait(net::ip::tcp::socket::wait_write,
+                                     [this, &next, owner = owner_.lock()](beast::error_code ec) {
+                                         backlog_->in_flight = false;
+                                         if (ec) return fail(next, ec);
+                                         flush(next);
+                                     });
     }
 
     void flush(tls_socket& next) {
@@ -368,9 +374,10 @@ private:
             beast::error_code ec;
             auto const result = next.write(queue.front().frame->bytes(), ec);
             if (result == step::failed) return fail(next, ec);
-            if (result != step::done) {
+            if (result == step::want_read) return fail(next, renegotiation_refused());
+            if (result == step::want_write) {
                 queue.offset = 1;
-                return wait(next, result);
+                return wait_writable(next);
             }
             queue.pop();
         }

@@ -52,14 +52,15 @@ struct tls_bio {
         if (c.received_taken < c.received.size())
             return take(c.received, c.received_taken, c.received.size(), out, want);
         if (c.inbox_begin < c.inbox_end) return take(c.inbox, c.inbox_begin, c.inbox_end, out, want);
-        if (c.read_failure == net::error::eof) return 0;
+        if (c.read_failure == net::error::eof) return end_of_stream(bio);
         if (c.read_failure) {
             c.bio_failure = c.read_failure;
             return -1;
         }
         for (;;) {
             auto const got = ::recv(c.socket.native_handle(), out, want, MSG_DONTWAIT);
-            if (got >= 0) return static_cast<int>(got); // 0: the end of the stream
+            if (got > 0) return static_cast<int>(got);
+            if (got == 0) return end_of_stream(bio);
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 BIO_set_retry_read(bio);
@@ -87,8 +88,21 @@ struct tls_bio {
         }
     }
 
-    static long ctrl(BIO*, int command, long, void*) {
-        return command == BIO_CTRL_FLUSH ? 1 : 0; // every write is sent as it is made
+    /** The peer closed: OpenSSL asks BIO_eof() to tell that from a failed read, as on its own socket BIO. */
+    static int end_of_stream(BIO* bio) {
+        BIO_set_flags(bio, BIO_FLAGS_IN_EOF);
+        return 0;
+    }
+
+    static long ctrl(BIO* bio, int command, long, void*) {
+        switch (command) {
+        case BIO_CTRL_FLUSH:
+            return 1; // every write is sent as it is made
+        case BIO_CTRL_EOF:
+            return BIO_test_flags(bio, BIO_FLAGS_IN_EOF) != 0 ? 1 : 0;
+        default:
+            return 0;
+        }
     }
 };
 
@@ -177,6 +191,9 @@ tls_socket::step tls_socket::core::finish(int result, beast::error_code& ec) {
         // OpenSSL 3 reports an end without close_notify so; Asio's ssl::stream calls it stream_truncated.
         if (ERR_GET_REASON(error) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
             ec = net::ssl::error::stream_truncated;
+        else if (error ==
+                 0) // a want this server never asks for (an X509 lookup, a callback): a failure still
+            ec = net::ssl::error::unspecified_system_error;
         else
             ec.assign(static_cast<int>(error), net::error::get_ssl_category());
     }

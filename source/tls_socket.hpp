@@ -89,7 +89,7 @@ public:
         beast::error_code ignored;
         core_->socket.shutdown(next_layer_type::shutdown_send, ignored);
         return net::async_compose<Token, void(beast::error_code)>(
-            [c = core_.get()](auto& self, beast::error_code ec = {}, std::size_t = 0) mutable {
+            [c = core_](auto& self, beast::error_code ec = {}, std::size_t = 0) mutable {
                 if (!ec) return c->socket.async_read_some(net::buffer(c->inbox), std::move(self));
                 beast::error_code closed;
                 c->socket.close(closed);
@@ -190,6 +190,7 @@ private:
 
     /**
      * Calls `attempt(core, ec)` until it is done or fails, waiting between calls for what OpenSSL wants:
+     * (each operation holds the core, which thus outlives it even if the tls_socket does not)
      * readability through the read-ahead (a speculative read, no system call to re-arm the socket),
      * writability through a wait. Completes with (ec, the size `attempt` returned); a deadline that passed
      * shows as beast::error::timeout.
@@ -198,7 +199,7 @@ private:
     auto async_run(Attempt attempt, Token&& token) {
         enum class state { start, reading, writing, completing };
         return net::async_compose<Token, void(beast::error_code, std::size_t)>(
-            [c = core_.get(), attempt, phase = state::start,
+            [c = core_, attempt, phase = state::start,
              result = std::pair{beast::error_code{}, std::size_t{0}}](auto& self, beast::error_code ec = {},
                                                                       std::size_t size = 0) mutable {
                 if (phase == state::completing) return self.complete(result.first, result.second);
@@ -224,8 +225,8 @@ private:
                     case step::want_write:
                         phase = state::writing;
                         return c->socket.async_wait(next_layer_type::wait_write, std::move(self));
-                    case step::failed:
-                        result = {ec, 0};
+                    case step::failed: // a deadline that closed the socket between two waits shows so
+                        result = {c->expired ? beast::error_code(beast::error::timeout) : ec, 0};
                         break;
                     }
                 } else {

@@ -196,7 +196,7 @@ websocket_session<Transport>::open(std::unique_ptr<http::request<http::string_bo
 
     // The handshake holds a place among --max-connections from the moment the HTTP session accepted the
     // upgrade; an open connection keeps it until its close begins (the registry gives it back).
-    // The 101 response waits for `initial`, and both leave in one segment.
+    // The 101 response waits for `initial`, and both leave together.
     frames_.cork();
     auto const [accept_ec] = co_await ws_.async_accept(*request, use_nothrow);
     if (accept_ec) {
