@@ -39,8 +39,10 @@ struct tls_owner {
  * `small_buffers` both sockets buffer little, so a client that does not read soon blocks the server. The
  * TLS handshake is done unless `handshake` is false.
  */
-struct tls_pair {
-    explicit tls_pair(bool small_buffers = false, bool handshake = true) {
+struct tls_pair : client_reads<net::ssl::stream<tcp::socket>> {
+    explicit tls_pair(bool small_buffers = false, bool handshake = true)
+        : client_reads(client) { // bound now, used once the handshake is done
+
         tcp::acceptor acceptor(ctx, tcp::endpoint(net::ip::address_v4::loopback(), 0));
         auto& client_socket = client.next_layer();
         client_socket.open(tcp::v4());
@@ -72,12 +74,6 @@ struct tls_pair {
 
     tls_socket& server() { return owner->frames.next_layer(); }
 
-    /** The client reads everything from now on, into `received`, until an error: eof after close_notify. */
-    void start_reading() {
-        if (!reading) read_more();
-        reading = true;
-    }
-
     /**
      * Everything the server wrote, through its teardown: close_notify and the FIN after the queue; then the
      * client answers with its own close_notify and FIN, which the server reads before it closes, so the
@@ -108,25 +104,7 @@ struct tls_pair {
 
     /** Sends frames of `size` bytes until one waits in the queue; returns their payloads. */
     std::vector<std::string> send_until_blocked(std::size_t size) {
-        std::vector<std::string> payloads;
-        while (frames->queued() == 0 && payloads.size() < 100'000) {
-            payloads.push_back(numbered_payload(payloads.size(), size));
-            frames->send(make_text_frame(payloads.back()));
-        }
-        BOOST_TEST_REQUIRE(frames->queued() == 1u, "the socket never filled");
-        return payloads;
-    }
-
-    void read_more() {
-        client.async_read_some(net::buffer(chunk), [this](beast::error_code ec, std::size_t size) {
-            received.append(chunk.data(), size);
-            if (ec) {
-                read_ec = ec;
-                read_done = true;
-                return;
-            }
-            read_more();
-        });
+        return test::send_until_blocked(*frames, size);
     }
 
     /** Writes `bytes` with one SSL_write of the client: one record. */
@@ -169,11 +147,6 @@ struct tls_pair {
     net::ssl::stream<tcp::socket> client{ctx, client_context};
     std::shared_ptr<tls_owner> owner;
     frame_stream<tls_socket>* frames = nullptr;
-    std::array<char, 65536> chunk{};
-    std::string received;
-    beast::error_code read_ec;
-    bool read_done = false;
-    bool reading = false;
 };
 
 } // namespace

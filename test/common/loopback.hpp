@@ -171,12 +171,62 @@ struct stream_owner {
 };
 
 /**
+ * A test client's reads of everything the server writes: from start_reading() on, every byte goes into
+ * `received`, until a read fails; its error is then `read_ec` and `read_done` holds. `Stream` is the
+ * client's stream (a TCP socket, or a TLS stream over one), which must outlive this.
+ */
+template <class Stream>
+struct client_reads {
+    explicit client_reads(Stream& stream)
+        : reads_from(stream) {}
+
+    /** The client reads everything from now on (once started, calling again does nothing). */
+    void start_reading() {
+        if (!reading) read_more();
+        reading = true;
+    }
+
+    void read_more() {
+        reads_from.async_read_some(net::buffer(chunk), [this](beast::error_code ec, std::size_t size) {
+            received.append(chunk.data(), size);
+            if (ec) {
+                read_ec = ec;
+                read_done = true;
+                return;
+            }
+            read_more();
+        });
+    }
+
+    Stream& reads_from;
+    std::array<char, 65536> chunk{};
+    std::string received;
+    beast::error_code read_ec;
+    bool read_done = false;
+    bool reading = false;
+};
+
+/** Sends frames of `size` bytes on `frames` until one waits in its queue; returns their payloads. */
+template <class NextLayer>
+std::vector<std::string> send_until_blocked(frame_stream<NextLayer>& frames, std::size_t size) {
+    std::vector<std::string> payloads;
+    while (frames.queued() == 0 && payloads.size() < 100'000) {
+        payloads.push_back(numbered_payload(payloads.size(), size));
+        frames.send(make_text_frame(payloads.back()));
+    }
+    BOOST_TEST_REQUIRE(frames.queued() == 1u, "the socket never filled");
+    return payloads;
+}
+
+/**
  * A connected pair on 127.0.0.1: the frame_stream under test on the accepted (server) end, owned as a
  * session owns it, and a plain client socket whose reads collect everything the server wrote. With
  * `small_buffers` both sockets buffer little, so a client that does not read soon blocks the server.
  */
-struct loopback_pair {
-    explicit loopback_pair(bool small_buffers = false) {
+struct loopback_pair : client_reads<tcp::socket> {
+    explicit loopback_pair(bool small_buffers = false)
+        : client_reads(client) { // bound now, used once the client is open
+
         tcp::acceptor acceptor(ctx, tcp::endpoint(net::ip::address_v4::loopback(), 0));
         client.open(tcp::v4());
         if (small_buffers) client.set_option(net::socket_base::receive_buffer_size(4096));
@@ -199,12 +249,6 @@ struct loopback_pair {
         BOOST_CHECK_MESSAGE(ctx.stopped(), "work was left pending on the io_context");
     }
 
-    /** The client reads everything from now on, into `received`, until EOF or an error. */
-    void start_reading() {
-        if (!reading) read_more();
-        reading = true;
-    }
-
     /** Everything the server wrote: waits until its queue is empty, ends its side, and reads to EOF. */
     std::string const& received_until_eof() {
         start_reading();
@@ -219,36 +263,13 @@ struct loopback_pair {
 
     /** Sends frames of `size` bytes until one waits in the queue; returns their payloads. */
     std::vector<std::string> send_until_blocked(std::size_t size) {
-        std::vector<std::string> payloads;
-        while (frames->queued() == 0 && payloads.size() < 100'000) {
-            payloads.push_back(numbered_payload(payloads.size(), size));
-            frames->send(make_text_frame(payloads.back()));
-        }
-        BOOST_TEST_REQUIRE(frames->queued() == 1u, "the socket never filled");
-        return payloads;
-    }
-
-    void read_more() {
-        client.async_read_some(net::buffer(chunk), [this](beast::error_code ec, std::size_t size) {
-            received.append(chunk.data(), size);
-            if (ec) {
-                read_ec = ec;
-                read_done = true;
-                return;
-            }
-            read_more();
-        });
+        return test::send_until_blocked(*frames, size);
     }
 
     net::io_context ctx;
     tcp::socket client{ctx};
     std::shared_ptr<stream_owner> owner;
     frame_stream<tcp::socket>* frames = nullptr;
-    std::array<char, 65536> chunk{};
-    std::string received;
-    beast::error_code read_ec;
-    bool read_done = false;
-    bool reading = false;
 };
 
 /** A frame larger than anything the socket buffers hold: sent alone, only a part of it is taken. */
