@@ -123,6 +123,37 @@ struct observing_handler {
 
 } // namespace detail
 
+/**
+ * The wait both readers' read-ahead makes: one read of what the client sends next into a small buffer,
+ * allocated to its own size (it stays parked for as long as the client is quiet), and cancellable. A read
+ * rather than a wait for readability: after a read that emptied the socket it is queued without a system
+ * call, where a wait would re-arm the descriptor each time.
+ */
+class read_ahead {
+public:
+    /** Reads into `into`, then calls `handler(ec, size)`. */
+    template <class Handler>
+    void start(net::ip::tcp::socket& socket, net::mutable_buffer into, Handler handler) {
+        pending_ = true;
+        auto done = [this, handler = std::move(handler)](beast::error_code ec, std::size_t size) mutable {
+            pending_ = false;
+            std::move(handler)(ec, size);
+        };
+        socket.async_read_some(
+            into, net::bind_cancellation_slot(cancel_.slot(),
+                                              net::bind_allocator(sized_allocator<void>(), std::move(done))));
+    }
+
+    /** Ends a pending read (its handler sees operation_aborted); nothing if none is pending. */
+    void cancel() {
+        if (pending_) cancel_.emit(net::cancellation_type::terminal);
+    }
+
+private:
+    bool pending_ = false;
+    net::cancellation_signal cancel_;
+};
+
 /** The read side of a frame_stream over `NextLayer`: a plain TCP socket or a tls_socket. */
 template <class NextLayer>
 class frame_reader;
@@ -141,8 +172,8 @@ public:
         return net::async_initiate<ReadToken, void(beast::error_code, std::size_t)>(
             [this, &next](auto handler, MutableBufferSequence const& into) {
                 if (ahead_size_ > 0) {
-                    auto const taken = net::buffer_copy(into, net::buffer(ahead_.data(), ahead_size_));
-                    std::memmove(ahead_.data(), ahead_.data() + taken, ahead_size_ - taken);
+                    auto const taken = net::buffer_copy(into, net::buffer(ahead_bytes_.data(), ahead_size_));
+                    std::memmove(ahead_bytes_.data(), ahead_bytes_.data() + taken, ahead_size_ - taken);
                     ahead_size_ = static_cast<std::uint8_t>(ahead_size_ - taken);
                     auto executor = net::get_associated_executor(handler, next.get_executor());
                     net::post(executor,
@@ -160,42 +191,32 @@ public:
 
     /**
      * A quiet reader's wait: reads what the client sends next into a small buffer of this reader, which the
-     * WebSocket layer's next read takes first. It costs a fraction of a parked WebSocket read, and after a
-     * read that emptied the socket it is queued without a system call (a wait for readability would re-arm
-     * the descriptor each time). Calls `handler(ec)`; cancel_read_ahead() ends it with operation_aborted.
-     * Only while the WebSocket layer holds no unread byte and reads nothing itself.
+     * WebSocket layer's next read takes first. It costs a fraction of a parked WebSocket read. Calls
+     * `handler(ec)`; cancel_read_ahead() ends it with operation_aborted. Only while the WebSocket layer
+     * holds no unread byte and reads nothing itself.
      */
     template <class Handler>
     void async_read_ahead(net::ip::tcp::socket& next, Handler handler) {
-        ahead_pending_ = true;
-        next.async_read_some(
-            net::buffer(ahead_),
-            net::bind_cancellation_slot(
-                ahead_cancel_.slot(),
-                net::bind_allocator(sized_allocator<void>(), [this, handler = std::move(handler)](
-                                                                 beast::error_code ec,
-                                                                 std::size_t size) mutable {
-                    ahead_pending_ = false;
-                    if (!ec) {
-                        boundaries_.observe({reinterpret_cast<unsigned char const*>(ahead_.data()), size});
-                        ahead_size_ = static_cast<std::uint8_t>(size);
-                    }
-                    std::move(handler)(ec);
-                })));
+        ahead_.start(
+            next, net::buffer(ahead_bytes_),
+            [this, handler = std::move(handler)](beast::error_code ec, std::size_t size) mutable {
+                if (!ec) {
+                    boundaries_.observe({reinterpret_cast<unsigned char const*>(ahead_bytes_.data()), size});
+                    ahead_size_ = static_cast<std::uint8_t>(size);
+                }
+                std::move(handler)(ec);
+            });
     }
 
     /** Ends a pending read-ahead (its handler sees operation_aborted); nothing if none is pending. */
-    void cancel_read_ahead() {
-        if (ahead_pending_) ahead_cancel_.emit(net::cancellation_type::terminal);
-    }
+    void cancel_read_ahead() { ahead_.cancel(); }
 
 private:
     frame_boundaries boundaries_;
     // The read-ahead: room for a typical client event, so a quiet client's next message costs one recv.
-    std::array<char, 96> ahead_;
+    std::array<char, 96> ahead_bytes_;
     std::uint8_t ahead_size_ = 0;
-    bool ahead_pending_ = false;
-    net::cancellation_signal ahead_cancel_;
+    read_ahead ahead_;
 };
 
 /**
@@ -226,28 +247,18 @@ public:
             net::post(executor, beast::bind_front_handler(std::move(handler), beast::error_code{}));
             return;
         }
-        ahead_pending_ = true;
-        next.next_layer().async_read_some(
-            next.read_ahead_space(),
-            net::bind_cancellation_slot(
-                ahead_cancel_.slot(),
-                net::bind_allocator(sized_allocator<void>(),
-                                    [this, &next, handler = std::move(handler)](beast::error_code ec,
-                                                                                std::size_t size) mutable {
-                                        ahead_pending_ = false;
-                                        if (!ec) next.read_ahead_filled(size);
-                                        std::move(handler)(ec);
-                                    })));
+        ahead_.start(next.next_layer(), next.read_ahead_space(),
+                     [&next, handler = std::move(handler)](beast::error_code ec, std::size_t size) mutable {
+                         if (!ec) next.read_ahead_filled(size);
+                         std::move(handler)(ec);
+                     });
     }
 
-    void cancel_read_ahead() {
-        if (ahead_pending_) ahead_cancel_.emit(net::cancellation_type::terminal);
-    }
+    void cancel_read_ahead() { ahead_.cancel(); }
 
 private:
     frame_boundaries boundaries_;
-    bool ahead_pending_ = false;
-    net::cancellation_signal ahead_cancel_;
+    read_ahead ahead_;
 };
 
 } // namespace wolf
