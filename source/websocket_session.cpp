@@ -18,7 +18,6 @@
 #include <boost/uuid/uuid.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <memory>
-#include <type_traits>
 
 namespace wolf {
 namespace {
@@ -66,16 +65,6 @@ struct transport<beast::tcp_stream> {
     using type = net::ip::tcp::socket;
     static net::ip::tcp::socket from(beast::tcp_stream stream) { return stream.release_socket(); }
 };
-
-/** The TCP socket under any layers. */
-template <class Layer>
-net::ip::tcp::socket& tcp_socket(Layer& layer) {
-    auto& lowest = beast::get_lowest_layer(layer);
-    if constexpr (std::is_same_v<std::decay_t<decltype(lowest)>, net::ip::tcp::socket>)
-        return lowest;
-    else
-        return lowest.socket();
-}
 
 /**
  * One WebSocket connection over `Transport` (a tcp::socket for ws://, a tls_socket for wss://). The reader
@@ -215,7 +204,8 @@ websocket_session<Transport>::open(std::unique_ptr<http::request<http::string_bo
     frames_.uncork();
     if (log_enabled(log_level::info)) { // the peer's address costs a system call
         beast::error_code endpoint_ec;
-        log_info("open", kv("id", id()), kv("remote", tcp_socket(ws_).remote_endpoint(endpoint_ec)),
+        log_info("open", kv("id", id()),
+                 kv("remote", beast::get_lowest_layer(ws_).remote_endpoint(endpoint_ec)),
                  kv("connections", shard_.server.pools.connections()));
     }
     if (shard_.server.shutting_down)
