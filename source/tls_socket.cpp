@@ -189,10 +189,10 @@ tls_socket::step tls_socket::core::finish(int result, beast::error_code& ec) {
     default: {
         auto const error = ERR_get_error();
         // OpenSSL 3 reports an end without close_notify so; Asio's ssl::stream calls it stream_truncated.
+        // No error queued: a want this server never asks for (an X509 lookup, a callback), a failure still.
         if (ERR_GET_REASON(error) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
             ec = net::ssl::error::stream_truncated;
-        else if (error ==
-                 0) // a want this server never asks for (an X509 lookup, a callback): a failure still
+        else if (error == 0)
             ec = net::ssl::error::unspecified_system_error;
         else
             ec.assign(static_cast<int>(error), net::error::get_ssl_category());
