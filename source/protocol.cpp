@@ -17,8 +17,18 @@ protocol_error bad_message(std::string message) {
     return {error_code::bad_message, std::move(message)};
 }
 
-std::string make_event(std::string_view type, json::object payload) {
-    return json::serialize(json::object{{"type", type}, {"payload", std::move(payload)}});
+/** `{"type": type, "payload": {...}}`, built on the stack: a server event is a few hundred bytes at most
+ * beyond its message, and one goes out on every connection's open. */
+std::string make_event(std::string_view type,
+                       std::initializer_list<std::pair<json::string_view, json::value_ref>> payload) {
+    unsigned char stack[1024];
+    json::monotonic_resource resource(stack, sizeof stack);
+    json::storage_ptr const storage(&resource);
+    json::object event(storage);
+    event.reserve(2);
+    event.emplace("type", type);
+    event.emplace("payload", json::object(payload, storage));
+    return json::serialize(event);
 }
 
 } // namespace
@@ -151,9 +161,9 @@ std::string make_subscribe_confirmation(bool recovered, position const& latest) 
 
 std::string make_wisdom_distribution(std::string_view message, std::uint64_t offset,
                                      std::optional<std::uint64_t> tick) {
-    json::object payload{{"message", message}, {"offset", offset}};
-    if (tick) payload["tick"] = *tick;
-    return make_event(event::wisdom_distribution, std::move(payload));
+    if (!tick) return make_event(event::wisdom_distribution, {{"message", message}, {"offset", offset}});
+    return make_event(event::wisdom_distribution,
+                      {{"message", message}, {"offset", offset}, {"tick", *tick}});
 }
 
 std::string make_error(protocol_error const& error) {
