@@ -5,6 +5,7 @@
 // read-ahead replaces a parked WebSocket read.
 
 #include "support/async.hpp" // sized_allocator
+#include "support/loop.hpp"
 #include "support/net.hpp"
 #include "tls_socket.hpp"
 
@@ -133,7 +134,7 @@ class read_ahead {
 public:
     /** Reads into `into`, then calls `handler(ec, size)`. */
     template <class Handler>
-    void start(net::ip::tcp::socket& socket, net::mutable_buffer into, Handler handler) {
+    void start(tcp_socket& socket, net::mutable_buffer into, Handler handler) {
         pending_ = true;
         auto done = [this, handler = std::move(handler)](beast::error_code ec, std::size_t size) mutable {
             pending_ = false;
@@ -164,11 +165,10 @@ class frame_reader;
  * read-ahead took, the WebSocket layer's next read gets first, without a system call.
  */
 template <>
-class frame_reader<net::ip::tcp::socket> {
+class frame_reader<tcp_socket> {
 public:
     template <class MutableBufferSequence, class ReadToken>
-    auto async_read_some(net::ip::tcp::socket& next, MutableBufferSequence const& buffers,
-                         ReadToken&& token) {
+    auto async_read_some(tcp_socket& next, MutableBufferSequence const& buffers, ReadToken&& token) {
         return net::async_initiate<ReadToken, void(beast::error_code, std::size_t)>(
             [this, &next](auto handler, MutableBufferSequence const& into) {
                 if (ahead_size_ > 0) {
@@ -196,7 +196,7 @@ public:
      * holds no unread byte and reads nothing itself.
      */
     template <class Handler>
-    void async_read_ahead(net::ip::tcp::socket& next, Handler handler) {
+    void async_read_ahead(tcp_socket& next, Handler handler) {
         ahead_.start(
             next, net::buffer(ahead_bytes_),
             [this, handler = std::move(handler)](beast::error_code ec, std::size_t size) mutable {

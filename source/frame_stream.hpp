@@ -129,7 +129,7 @@ private:
 template <class NextLayer, class TeardownHandler>
 void async_teardown(beast::role_type role, frame_stream<NextLayer>& stream, TeardownHandler&& handler) {
     stream.after_drain([role, &stream, handler = std::forward<TeardownHandler>(handler)]() mutable {
-        if constexpr (std::is_same_v<NextLayer, net::ip::tcp::socket>) {
+        if constexpr (std::is_same_v<NextLayer, tcp_socket>) {
             if (role == beast::role_type::client) { // the tests' clients only
                 using beast::websocket::async_teardown;
                 return async_teardown(role, stream.next_layer(), std::move(handler));
@@ -147,7 +147,7 @@ void async_teardown(beast::role_type role, frame_stream<NextLayer>& stream, Tear
 /** The synchronous form Beast names; the server only ever closes asynchronously. */
 template <class NextLayer>
 void teardown(beast::role_type role, frame_stream<NextLayer>& stream, beast::error_code& ec) {
-    if constexpr (std::is_same_v<NextLayer, net::ip::tcp::socket>) {
+    if constexpr (std::is_same_v<NextLayer, tcp_socket>) {
         using beast::websocket::teardown;
         teardown(role, stream.next_layer(), ec);
     } else {

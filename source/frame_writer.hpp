@@ -5,6 +5,7 @@
 // nothing waits ahead of it: with a non-blocking send on a plain TCP socket, with one SSL_write under TLS.
 
 #include "frame.hpp"
+#include "support/loop.hpp"
 #include "support/net.hpp"
 #include "tls_socket.hpp"
 
@@ -204,11 +205,11 @@ class frame_writer;
  * queued behind it.
  */
 template <>
-class frame_writer<net::ip::tcp::socket> : public frame_writer_base<frame_writer<net::ip::tcp::socket>> {
+class frame_writer<tcp_socket> : public frame_writer_base<frame_writer<tcp_socket>> {
     friend frame_writer_base;
 
 public:
-    using socket = net::ip::tcp::socket;
+    using socket = tcp_socket;
 
     void uncork(socket& next) {
         if (!backlog_ || !backlog_->corked) return;
@@ -360,7 +361,7 @@ private:
     void wait_writable(tls_socket& next) {
         backlog_->in_flight = true;
         backlog_->blocked_since = steady_clock::now();
-        next.next_layer().async_wait(net::ip::tcp::socket::wait_write,
+        next.next_layer().async_wait(tcp_socket::wait_write,
                                      [this, &next, owner = owner_.lock()](beast::error_code ec) {
                                          backlog_->in_flight = false;
                                          if (ec) return fail(next, ec);

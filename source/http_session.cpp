@@ -267,9 +267,34 @@ refuse_upgrade(http::request<http::string_body> const& request, server_state con
     return std::nullopt;
 }
 
-template <class Stream>
-net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, shard& connection_shard) {
+namespace {
+
+/** A plain port's request stream: a tcp_stream on the loop's executor. */
+using http_stream = beast::basic_stream<net::ip::tcp, loop_executor>;
+
+/** What a session reads requests from: on a plain port a tcp_stream, for its deadline; on a TLS port the
+ * tls_socket, which has one. Made once, in the session's frame: moving a tcp_stream allocates. */
+http_stream request_stream(tcp_socket socket) {
+    return http_stream(std::move(socket));
+}
+tls_socket request_stream(tls_socket stream) {
+    return stream;
+}
+
+/** What the WebSocket session keeps: the plain socket without the tcp_stream's timers, or the tls_socket. */
+tcp_socket session_transport(http_stream& stream) {
+    return stream.release_socket();
+}
+tls_socket session_transport(tls_socket& stream) {
+    return std::move(stream);
+}
+
+} // namespace
+
+template <class Socket>
+loop_awaitable<> run_http_session(Socket socket, beast::flat_buffer buffer, shard& connection_shard) {
     auto& state = connection_shard.server;
+    auto stream = request_stream(std::move(socket));
     tracked_connection tracked(stream, connection_shard);
 
     for (;;) {
@@ -278,7 +303,7 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
         parser.body_limit(max_body_bytes);
         // The whole request, headers and body, must arrive within the handshake timeout.
         stream.expires_after(state.cfg.handshake_timeout);
-        auto const [read_ec, read_size] = co_await http::async_read(stream, buffer, parser, use_nothrow);
+        auto const [read_ec, read_size] = co_await http::async_read(stream, buffer, parser, loop_nothrow);
         if (read_ec) {
             if (read_ec == beast::error::timeout) {
                 ++state.stats.http_timeouts_total;
@@ -306,7 +331,7 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
                                : make_status(blank, *status);
                 res.keep_alive(false);
                 http::message_generator message(std::move(res));
-                co_await beast::async_write(stream, std::move(message), use_nothrow);
+                co_await beast::async_write(stream, std::move(message), loop_nothrow);
             }
             break;
         }
@@ -325,7 +350,7 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
                 // buffer and parser, is freed for the connection's whole life.
                 auto const executor = stream.get_executor();
                 net::co_spawn(executor,
-                              run_websocket_session(std::move(stream),
+                              run_websocket_session(session_transport(stream),
                                                     std::make_unique<decltype(request)>(std::move(request)),
                                                     connection_shard),
                               log_and_contain{"websocket_session"});
@@ -333,29 +358,29 @@ net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, 
             }
             refusal->keep_alive(false);
             http::message_generator message(std::move(*refusal));
-            co_await beast::async_write(stream, std::move(message), use_nothrow);
+            co_await beast::async_write(stream, std::move(message), loop_nothrow);
             break;
         }
 
         auto res = handle_request(request, state);
         bool const keep_alive = res.keep_alive() && !state.shutting_down;
-        auto const [write_ec, written] = co_await beast::async_write(stream, std::move(res), use_nothrow);
+        auto const [write_ec, written] = co_await beast::async_write(stream, std::move(res), loop_nothrow);
         if (write_ec || !keep_alive) break;
     }
 
-    if constexpr (std::is_same_v<Stream, tls_socket>) {
+    if constexpr (std::is_same_v<Socket, tls_socket>) {
         // close_notify and the FIN, then the client's last bytes until it closes too, in time; after a
         // failed read this ends at once.
         stream.expires_after(state.cfg.handshake_timeout);
-        co_await stream.async_close_gracefully(use_nothrow);
+        co_await stream.async_close_gracefully(loop_nothrow);
     } else {
         beast::error_code ec;
-        stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+        stream.socket().shutdown(tcp_socket::shutdown_send, ec);
     }
 }
 
-template net::awaitable<void> run_http_session(beast::tcp_stream, beast::flat_buffer, shard&);
-template net::awaitable<void> run_http_session(tls_socket, beast::flat_buffer, shard&);
+template loop_awaitable<> run_http_session(tcp_socket, beast::flat_buffer, shard&);
+template loop_awaitable<> run_http_session(tls_socket, beast::flat_buffer, shard&);
 
 namespace {
 
@@ -363,7 +388,7 @@ namespace {
 constexpr std::string_view tls_only_body = "this port speaks TLS: use https:// or wss://\n";
 
 /** The TLS port: a ClientHello, the handshake, then the same HTTP session as on a plain port. */
-net::awaitable<void> run_tls_connection(net::ip::tcp::socket socket, shard& connection_shard) {
+loop_awaitable<> run_tls_connection(tcp_socket socket, shard& connection_shard) {
     auto& state = connection_shard.server;
     tls_socket stream(std::move(socket), *state.tls);
     beast::flat_buffer buffer;
@@ -372,21 +397,21 @@ net::awaitable<void> run_tls_connection(net::ip::tcp::socket socket, shard& conn
         // One deadline for the ClientHello and the whole handshake.
         stream.expires_after(state.cfg.handshake_timeout);
         auto const [detect_ec, is_tls] =
-            co_await beast::async_detect_ssl(stream.next_layer(), buffer, use_nothrow);
+            co_await beast::async_detect_ssl(stream.next_layer(), buffer, loop_nothrow);
         if (!detect_ec && !is_tls) {
             http::request<http::string_body> const blank;
             auto res = make_response(blank, http::status::bad_request, "text/plain; charset=utf-8",
                                      std::string(tls_only_body));
             res.keep_alive(false);
             http::message_generator message(std::move(res));
-            co_await beast::async_write(stream.next_layer(), std::move(message), use_nothrow);
+            co_await beast::async_write(stream.next_layer(), std::move(message), loop_nothrow);
             beast::error_code ec;
-            stream.next_layer().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+            stream.next_layer().shutdown(tcp_socket::shutdown_send, ec);
             co_return;
         }
         auto handshake_ec = detect_ec;
         if (!handshake_ec) {
-            auto const [ec, used] = co_await stream.async_handshake(buffer.data(), use_nothrow);
+            auto const [ec, used] = co_await stream.async_handshake(buffer.data(), loop_nothrow);
             handshake_ec = ec;
             buffer.consume(used);
         }
@@ -404,10 +429,10 @@ net::awaitable<void> run_tls_connection(net::ip::tcp::socket socket, shard& conn
 
 } // namespace
 
-net::awaitable<void> run_connection(net::ip::tcp::socket socket, shard& connection_shard) {
+loop_awaitable<> run_connection(tcp_socket socket, shard& connection_shard) {
     // Not a coroutine: a plain port pays nothing for TLS, not even a frame.
     if (!connection_shard.server.tls)
-        return run_http_session(beast::tcp_stream(std::move(socket)), beast::flat_buffer(), connection_shard);
+        return run_http_session(std::move(socket), beast::flat_buffer(), connection_shard);
     return run_tls_connection(std::move(socket), connection_shard);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "shard.hpp"
+#include "support/loop.hpp"
 #include "support/net.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -18,15 +19,15 @@ namespace wolf {
  * TLS port the ClientHello and the handshake must complete within --handshake-timeout, and a client that
  * speaks plain HTTP gets 400 and is closed.
  */
-net::awaitable<void> run_connection(net::ip::tcp::socket socket, shard& connection_shard);
+loop_awaitable<> run_connection(tcp_socket socket, shard& connection_shard);
 
 /**
- * Serves HTTP requests one at a time (keep-alive) on a connected stream until one of them upgrades to a
- * WebSocket, which then runs in this same coroutine. `buffer` holds what was already read from the stream.
- * Defined for beast::tcp_stream and tls_socket (tls_socket.hpp).
+ * Serves HTTP requests one at a time (keep-alive) on a connected socket until one of them upgrades to a
+ * WebSocket, whose session then runs in a coroutine of its own. `buffer` holds what was already read from
+ * the socket. Defined for a plain TCP socket and a tls_socket past its handshake (tls_socket.hpp).
  */
-template <class Stream>
-net::awaitable<void> run_http_session(Stream stream, beast::flat_buffer buffer, shard& connection_shard);
+template <class Socket>
+loop_awaitable<> run_http_session(Socket socket, beast::flat_buffer buffer, shard& connection_shard);
 
 /** The response to a plain (non-upgrade) request: static files, /healthz, /metrics, 404/405/426. */
 http::message_generator handle_request(http::request<http::string_body> const& request,

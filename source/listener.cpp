@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <sys/socket.h>
 
@@ -16,7 +15,7 @@ namespace {
 using namespace std::chrono_literals;
 using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
-void bind(net::ip::tcp::acceptor& acceptor, net::ip::tcp::endpoint const& endpoint, bool shared) {
+void open_and_bind(tcp_acceptor& acceptor, net::ip::tcp::endpoint const& endpoint, bool shared) {
     acceptor.open(endpoint.protocol());
     acceptor.set_option(net::socket_base::reuse_address(true));
     if (shared) acceptor.set_option(reuse_port(true));
@@ -34,31 +33,31 @@ bool take_warning_turn(server_state& state) {
 
 } // namespace
 
-std::vector<std::unique_ptr<net::ip::tcp::acceptor>> open_listeners(net::ip::tcp::endpoint const& endpoint,
-                                                                    std::vector<shard*> const& shards) {
+std::vector<std::unique_ptr<tcp_acceptor>> open_listeners(net::ip::tcp::endpoint const& endpoint,
+                                                          std::vector<shard*> const& shards) {
     bool const shared = shards.size() > 1;
     if (shared && endpoint.port() != 0) {
-        net::ip::tcp::acceptor probe(shards.front()->executor);
-        bind(probe, endpoint, false); // throws if the port is taken, by anyone; never listens
+        tcp_acceptor probe(shards.front()->executor);
+        open_and_bind(probe, endpoint, false); // throws if the port is taken, by anyone; never listens
     }
-    std::vector<std::unique_ptr<net::ip::tcp::acceptor>> acceptors;
+    std::vector<std::unique_ptr<tcp_acceptor>> acceptors;
     auto bound = endpoint;
     for (auto* s : shards) {
-        acceptors.push_back(std::make_unique<net::ip::tcp::acceptor>(s->executor));
-        bind(*acceptors.back(), bound, shared);
+        acceptors.push_back(std::make_unique<tcp_acceptor>(s->executor));
+        open_and_bind(*acceptors.back(), bound, shared);
         acceptors.back()->listen(net::socket_base::max_listen_connections);
         bound.port(acceptors.front()->local_endpoint().port()); // --port 0: the others join the first's
     }
     return acceptors;
 }
 
-net::awaitable<void> run_listener(net::ip::tcp::acceptor& acceptor, shard& target) {
-    net::steady_timer backoff_timer(acceptor.get_executor());
+loop_awaitable<> run_listener(tcp_acceptor& acceptor, shard& target) {
+    loop_timer backoff_timer(acceptor.get_executor());
     auto backoff = duration{0};
     std::uint64_t failures = 0;
 
     while (acceptor.is_open()) {
-        auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+        auto [ec, socket] = co_await acceptor.async_accept(loop_nothrow);
         if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
         if (ec) {
             ++failures;
@@ -67,7 +66,7 @@ net::awaitable<void> run_listener(net::ip::tcp::acceptor& acceptor, shard& targe
                 log_warn("accept_failed", kv("error", ec.message()), kv("failures", failures),
                          kv("retry_ms", backoff.count()));
             backoff_timer.expires_after(backoff);
-            co_await backoff_timer.async_wait(use_nothrow);
+            co_await backoff_timer.async_wait(loop_nothrow);
             continue;
         }
         backoff = duration{0};

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "shard.hpp"
+#include "support/loop.hpp"
 #include "support/net.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -19,8 +20,8 @@ namespace wolf {
  * wolf-wisdom's group, which the kernel would otherwise let share the port. Throws
  * `boost::system::system_error` if the port cannot be had.
  */
-std::vector<std::unique_ptr<net::ip::tcp::acceptor>> open_listeners(net::ip::tcp::endpoint const& endpoint,
-                                                                    std::vector<shard*> const& shards);
+std::vector<std::unique_ptr<tcp_acceptor>> open_listeners(net::ip::tcp::endpoint const& endpoint,
+                                                          std::vector<shard*> const& shards);
 
 /**
  * Accepts connections on `acceptor` (on `target`'s thread) until it is closed, and runs each one's HTTP
@@ -28,6 +29,6 @@ std::vector<std::unique_ptr<net::ip::tcp::acceptor>> open_listeners(net::ip::tcp
  * ENFILE, ENOBUFS, ENOMEM) it backs off (10 ms doubling to 1 s) and retries, logging at most one line a
  * second for the whole server, instead of spinning.
  */
-net::awaitable<void> run_listener(net::ip::tcp::acceptor& acceptor, shard& target);
+loop_awaitable<> run_listener(tcp_acceptor& acceptor, shard& target);
 
 } // namespace wolf

@@ -41,7 +41,7 @@ net::awaitable<void> run_on(shard& target, Action action) {
 } // namespace
 
 struct server::impl {
-    impl(net::any_io_executor ex, config cfg, asset_store assets, quote_deck quotes, net::ssl::context* tls,
+    impl(loop_executor ex, config cfg, asset_store assets, quote_deck quotes, net::ssl::context* tls,
          std::shared_ptr<net::ssl::context> redis_tls)
         : executor(ex)
         , state(std::move(cfg), std::move(assets), tls, std::move(redis_tls))
@@ -83,8 +83,8 @@ struct server::impl {
     std::vector<std::unique_ptr<shard>> shards;
     std::vector<std::unique_ptr<net::io_context>> contexts; // shards 1.. run on these
     std::vector<shard*> shard_pointers;
-    std::vector<std::unique_ptr<watchdog>> dogs;                    // one per shard
-    std::vector<std::unique_ptr<net::ip::tcp::acceptor>> acceptors; // one per shard, on its thread
+    std::vector<std::unique_ptr<watchdog>> dogs;          // one per shard
+    std::vector<std::unique_ptr<tcp_acceptor>> acceptors; // one per shard, on its thread
     std::unique_ptr<broadcaster> broadcast;
     std::unique_ptr<broadcast_source> source; // the ticker, or this node's membership of a cluster
     net::steady_timer drained;                // shutdown waits on it; cancelled when the last connection ends
@@ -95,7 +95,7 @@ struct server::impl {
     bool started = false;
 };
 
-server::server(net::any_io_executor executor, config cfg, asset_store assets, quote_deck deck,
+server::server(net::io_context::executor_type executor, config cfg, asset_store assets, quote_deck deck,
                net::ssl::context* tls, std::shared_ptr<net::ssl::context> redis_tls)
     : impl_(std::make_unique<impl>(std::move(executor), std::move(cfg), std::move(assets), std::move(deck),
                                    tls, std::move(redis_tls))) {

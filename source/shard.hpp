@@ -5,10 +5,10 @@
 #include "history.hpp"
 #include "metrics.hpp"
 #include "registry.hpp"
+#include "support/loop.hpp"
 #include "support/net.hpp"
 
 #include <atomic>
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <functional>
 #include <memory>
@@ -67,7 +67,7 @@ struct server_state {
  */
 struct shard {
     /** `epoch` names the sequence of broadcasts this server numbers until its source says otherwise. */
-    shard(server_state& s, net::any_io_executor ex, std::string const& epoch)
+    shard(server_state& s, loop_executor ex, std::string const& epoch)
         : server(s)
         , executor(std::move(ex))
         , connections(&s.pools)
@@ -76,7 +76,7 @@ struct shard {
     shard& operator=(shard const&) = delete;
 
     server_state& server;
-    net::any_io_executor const executor;
+    loop_executor const executor;
     registry connections;
     history record; // the latest broadcasts offered on this thread, for subscribers that recover
     std::unordered_set<closable*> http_connections;

@@ -123,7 +123,7 @@ tls_socket::tls_socket(next_layer_type socket, net::ssl::context& context)
 
 void tls_socket::expires_after(duration timeout) {
     auto& c = *core_;
-    if (!c.deadline) c.deadline = std::make_unique<net::steady_timer>(c.socket.get_executor());
+    if (!c.deadline) c.deadline = std::make_unique<loop_timer>(c.socket.get_executor());
     c.expired = false;
     auto const set = ++c.deadline_set;
     c.deadline->expires_after(timeout);

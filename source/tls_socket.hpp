@@ -1,5 +1,6 @@
 #pragma once
 
+#include "support/loop.hpp"
 #include "support/net.hpp"
 
 #include <array>
@@ -8,7 +9,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -36,7 +36,7 @@ namespace wolf {
  */
 class tls_socket {
 public:
-    using next_layer_type = net::ip::tcp::socket;
+    using next_layer_type = tcp_socket;
     using executor_type = next_layer_type::executor_type;
 
     /** What a non-blocking call of OpenSSL came to: done, or to be made again (with the same arguments)
@@ -176,7 +176,7 @@ private:
         std::uint32_t deadline_set = 0; // counts deadlines set and removed: a stale expiry does nothing
         beast::error_code bio_failure;  // the BIO's failed system call during the latest call of OpenSSL
         beast::error_code read_failure; // how a read-ahead ended (end of stream, reset): the BIO reports it
-        std::unique_ptr<net::steady_timer> deadline;
+        std::unique_ptr<loop_timer> deadline;
     };
 
     friend struct tls_bio;

@@ -11,8 +11,6 @@
 #include <algorithm>
 #include <array>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/uuid/detail/random_provider.hpp>
 #include <boost/uuid/uuid.hpp>
@@ -53,21 +51,8 @@ shared_frame const& subscribe_confirmation_frame() {
     return frame;
 }
 
-/** What a session writes to: the TCP socket itself on a plain port (released from the HTTP session's
- * tcp_stream, whose timers a WebSocket session does not need), the tls_socket on a TLS port. */
-template <class Stream>
-struct transport {
-    using type = Stream;
-    static Stream from(Stream stream) { return stream; }
-};
-template <>
-struct transport<beast::tcp_stream> {
-    using type = net::ip::tcp::socket;
-    static net::ip::tcp::socket from(beast::tcp_stream stream) { return stream.release_socket(); }
-};
-
 /**
- * One WebSocket connection over `Transport` (a tcp::socket for ws://, a tls_socket for wss://). The reader
+ * One WebSocket connection over `Transport` (a tcp_socket for ws://, a tls_socket for wss://). The reader
  * coroutine (run) owns the session through a shared_ptr; the registry reaches it through its `peer` base
  * to queue frames and to close it, and a wait on a busy socket holds a shared_ptr so the stream outlives
  * it.
@@ -88,8 +73,8 @@ public:
         , ws_(frames_) {}
 
     /** The session's one coroutine; it holds `self`, so the session lives until the connection ends. */
-    static net::awaitable<void> run(std::shared_ptr<websocket_session> self,
-                                    std::unique_ptr<http::request<http::string_body>> request) {
+    static loop_awaitable<> run(std::shared_ptr<websocket_session> self,
+                                std::unique_ptr<http::request<http::string_body>> request) {
         auto& session = *self;
         return session.run_impl(std::move(self), std::move(request));
     }
@@ -123,12 +108,12 @@ public:
     }
 
 private:
-    net::awaitable<void> run_impl(std::shared_ptr<websocket_session> self,
-                                  std::unique_ptr<http::request<http::string_body>> request);
-    net::awaitable<bool> open(std::unique_ptr<http::request<http::string_body>> request);
+    loop_awaitable<> run_impl(std::shared_ptr<websocket_session> self,
+                              std::unique_ptr<http::request<http::string_body>> request);
+    loop_awaitable<bool> open(std::unique_ptr<http::request<http::string_body>> request);
     /** The reader: reads and applies client events while the client speaks; it ends with the connection, or
      * when the client falls quiet, and a read-ahead starts the next one. */
-    net::awaitable<void> read_messages(std::shared_ptr<websocket_session> self);
+    loop_awaitable<> read_messages(std::shared_ptr<websocket_session> self);
     void wait_quietly(std::shared_ptr<websocket_session> self);
     /** Applies a whole message. */
     void on_message(std::string_view text);
@@ -157,13 +142,13 @@ private:
     std::uint64_t recovered_through_ = 0; // the offset its recovery reached (0: none)
     frame_stream<Transport> frames_;
     websocket::stream<frame_stream<Transport>&, false> ws_;
-    std::unique_ptr<net::steady_timer> close_deadline_; // made only when a close begins
+    std::unique_ptr<loop_timer> close_deadline_; // made only when a close begins
     message_rate rate_;
     steady_clock::time_point opened_{}; // the handshake completed
 };
 
 template <class Transport>
-net::awaitable<bool>
+loop_awaitable<bool>
 websocket_session<Transport>::open(std::unique_ptr<http::request<http::string_body>> request) {
     auto const& cfg = shard_.server.cfg;
     // The handshake timeout covers the opening and the closing handshake; liveness after the opening is
@@ -187,7 +172,7 @@ websocket_session<Transport>::open(std::unique_ptr<http::request<http::string_bo
     // upgrade; an open connection keeps it until its close begins (the registry gives it back).
     // The 101 response waits for `initial`, and both leave together.
     frames_.cork();
-    auto const [accept_ec] = co_await ws_.async_accept(*request, use_nothrow);
+    auto const [accept_ec] = co_await ws_.async_accept(*request, loop_nothrow);
     if (accept_ec) {
         shard_.server.pools.release(); // the place the HTTP session took for this upgrade
         frames_.uncork();              // Beast's refusal, if it wrote one
@@ -214,7 +199,7 @@ websocket_session<Transport>::open(std::unique_ptr<http::request<http::string_bo
 }
 
 template <class Transport>
-net::awaitable<void>
+loop_awaitable<>
 websocket_session<Transport>::run_impl(std::shared_ptr<websocket_session> self,
                                        std::unique_ptr<http::request<http::string_body>> request) {
     frames_.keep_alive_with(self);
@@ -227,13 +212,13 @@ websocket_session<Transport>::run_impl(std::shared_ptr<websocket_session> self,
 }
 
 template <class Transport>
-net::awaitable<void> websocket_session<Transport>::read_messages(std::shared_ptr<websocket_session> self) {
+loop_awaitable<> websocket_session<Transport>::read_messages(std::shared_ptr<websocket_session> self) {
     // Client events are a few dozen bytes: they are read into a small buffer, and only a message that does
     // not fit in one read is gathered in `message`.
     std::array<char, 128> chunk;
     std::string message;
     for (;;) {
-        auto const [ec, size] = co_await ws_.async_read_some(net::buffer(chunk), use_nothrow);
+        auto const [ec, size] = co_await ws_.async_read_some(net::buffer(chunk), loop_nothrow);
         if (ec) co_return finish(ec);
         std::string_view text(chunk.data(), size);
         if (!ws_.is_message_done() || !message.empty()) {
@@ -423,7 +408,7 @@ void websocket_session<Transport>::close(std::uint16_t code, std::string_view re
                             if (!self->reading_) self->finish(ec);
                         });
     // A peer that never answers the close (or never reads) is dropped after the handshake timeout.
-    close_deadline_ = std::make_unique<net::steady_timer>(ws_.get_executor());
+    close_deadline_ = std::make_unique<loop_timer>(ws_.get_executor());
     close_deadline_->expires_after(shard_.server.cfg.handshake_timeout);
     close_deadline_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
         if (ec) return;
@@ -442,6 +427,7 @@ void websocket_session<Transport>::log_end(beast::error_code ec) {
         shard_.server.stats.count(eviction_reason::bad_utf8);
         log_info("evict", kv("id", id()), kv("reason", to_string(eviction_reason::bad_utf8)));
     }
+    if (!log_enabled(log_level::info)) return; // the error's text costs an allocation
     auto const& reason = ws_.reason();
     auto const connections = shard_.server.pools.connections();
     if (ec != websocket::error::closed)
@@ -456,19 +442,18 @@ void websocket_session<Transport>::log_end(beast::error_code ec) {
 
 } // namespace
 
-template <class Stream>
-net::awaitable<void> run_websocket_session(Stream stream,
-                                           std::unique_ptr<http::request<http::string_body>> request,
-                                           shard& connection_shard) {
-    using session_type = websocket_session<typename transport<Stream>::type>;
-    auto session =
-        std::make_shared<session_type>(transport<Stream>::from(std::move(stream)), connection_shard);
+template <class Transport>
+loop_awaitable<> run_websocket_session(Transport transport,
+                                       std::unique_ptr<http::request<http::string_body>> request,
+                                       shard& connection_shard) {
+    using session_type = websocket_session<Transport>;
+    auto session = std::make_shared<session_type>(std::move(transport), connection_shard);
     return session_type::run(std::move(session), std::move(request));
 }
 
-template net::awaitable<void>
-run_websocket_session(beast::tcp_stream, std::unique_ptr<http::request<http::string_body>>, shard&);
-template net::awaitable<void>
-run_websocket_session(tls_socket, std::unique_ptr<http::request<http::string_body>>, shard&);
+template loop_awaitable<> run_websocket_session(tcp_socket, std::unique_ptr<http::request<http::string_body>>,
+                                                shard&);
+template loop_awaitable<> run_websocket_session(tls_socket, std::unique_ptr<http::request<http::string_body>>,
+                                                shard&);
 
 } // namespace wolf

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "shard.hpp"
+#include "support/loop.hpp"
 #include "support/net.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -13,12 +14,12 @@ namespace wolf {
 /**
  * The coroutine of one WebSocket connection, from the upgrade request to the end: the handshake, `initial`,
  * the read loop that applies client events, and the close. Returns when the connection is gone. Defined for
- * beast::tcp_stream (ws://; the session keeps only its socket) and tls_socket (wss://, tls_socket.hpp). The
- * caller has taken the connection's place among --max-connections (pools.try_admit).
+ * a plain TCP socket (ws://) and a tls_socket (wss://, tls_socket.hpp). The caller has taken the
+ * connection's place among --max-connections (pools.try_admit).
  */
-template <class Stream>
-net::awaitable<void> run_websocket_session(Stream stream,
-                                           std::unique_ptr<http::request<http::string_body>> request,
-                                           shard& connection_shard);
+template <class Transport>
+loop_awaitable<> run_websocket_session(Transport transport,
+                                       std::unique_ptr<http::request<http::string_body>> request,
+                                       shard& connection_shard);
 
 } // namespace wolf

@@ -28,7 +28,7 @@ net::ssl::context without_tickets(net::ssl::context context) {
 
 /** What owns a TLS frame_stream in the server: a session, reached through a shared_ptr. */
 struct tls_owner {
-    tls_owner(tcp::socket socket, net::ssl::context& context)
+    tls_owner(tcp_socket socket, net::ssl::context& context)
         : frames(std::move(socket), context) {}
     frame_stream<tls_socket> frames;
 };
@@ -43,7 +43,7 @@ struct tls_pair : client_reads<net::ssl::stream<tcp::socket>> {
     explicit tls_pair(bool small_buffers = false, bool handshake = true)
         : client_reads(client) { // bound now, used once the handshake is done
 
-        tcp::acceptor acceptor(ctx, tcp::endpoint(net::ip::address_v4::loopback(), 0));
+        tcp_acceptor acceptor(ctx, tcp::endpoint(net::ip::address_v4::loopback(), 0));
         auto& client_socket = client.next_layer();
         client_socket.open(tcp::v4());
         if (small_buffers) client_socket.set_option(net::socket_base::receive_buffer_size(4096));
@@ -115,7 +115,8 @@ struct tls_pair : client_reads<net::ssl::stream<tcp::socket>> {
     }
 
     /** Runs until `socket` holds at least `size` unread bytes. */
-    void until_holds(tcp::socket& socket, std::size_t size) {
+    template <class Socket>
+    void until_holds(Socket& socket, std::size_t size) {
         net::steady_timer tick(ctx);
         auto const deadline = steady_clock::now() + 5s;
         while (socket.available() < size && steady_clock::now() < deadline) {

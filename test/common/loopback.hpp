@@ -165,9 +165,9 @@ std::tuple<Results...> wait_for(net::io_context& ctx, outcome<Results...> const&
 
 /** What owns a frame_stream in the server: a session, reached through a shared_ptr. */
 struct stream_owner {
-    explicit stream_owner(tcp::socket socket)
+    explicit stream_owner(tcp_socket socket)
         : frames(std::move(socket)) {}
-    frame_stream<tcp::socket> frames;
+    frame_stream<tcp_socket> frames;
 };
 
 /**
@@ -227,7 +227,7 @@ struct loopback_pair : client_reads<tcp::socket> {
     explicit loopback_pair(bool small_buffers = false)
         : client_reads(client) { // bound now, used once the client is open
 
-        tcp::acceptor acceptor(ctx, tcp::endpoint(net::ip::address_v4::loopback(), 0));
+        tcp_acceptor acceptor(ctx, tcp::endpoint(net::ip::address_v4::loopback(), 0));
         client.open(tcp::v4());
         if (small_buffers) client.set_option(net::socket_base::receive_buffer_size(4096));
         client.connect(acceptor.local_endpoint());
@@ -269,14 +269,15 @@ struct loopback_pair : client_reads<tcp::socket> {
     net::io_context ctx;
     tcp::socket client{ctx};
     std::shared_ptr<stream_owner> owner;
-    frame_stream<tcp::socket>* frames = nullptr;
+    frame_stream<tcp_socket>* frames = nullptr;
 };
 
 /** A frame larger than anything the socket buffers hold: sent alone, only a part of it is taken. */
 inline constexpr std::size_t larger_than_the_buffers = 1 << 20;
 
 /** Unsent bytes in a socket's send queue (SIOCOUTQNSD). */
-inline int unsent_bytes(tcp::socket& socket) {
+template <class Socket>
+int unsent_bytes(Socket& socket) {
     int unsent = 0;
     BOOST_TEST_REQUIRE(::ioctl(socket.native_handle(), SIOCOUTQNSD, &unsent) == 0);
     return unsent;
@@ -284,11 +285,11 @@ inline int unsent_bytes(tcp::socket& socket) {
 
 /** A server session's write path: Beast's WebSocket layer over the frame_stream, owned together. */
 struct websocket_owner {
-    explicit websocket_owner(tcp::socket socket)
+    explicit websocket_owner(tcp_socket socket)
         : frames(std::move(socket))
         , ws(frames) {}
-    frame_stream<tcp::socket> frames;
-    websocket::stream<frame_stream<tcp::socket>&, false> ws;
+    frame_stream<tcp_socket> frames;
+    websocket::stream<frame_stream<tcp_socket>&, false> ws;
 };
 
 /**
@@ -298,7 +299,7 @@ struct websocket_owner {
  */
 struct websocket_pair {
     websocket_pair() {
-        tcp::acceptor acceptor(ctx, tcp::endpoint(net::ip::address_v4::loopback(), 0));
+        tcp_acceptor acceptor(ctx, tcp::endpoint(net::ip::address_v4::loopback(), 0));
         client.next_layer().connect(acceptor.local_endpoint());
         auto socket = acceptor.accept();
         outcome<beast::error_code> handshake;
