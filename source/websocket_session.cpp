@@ -142,7 +142,7 @@ private:
     std::uint64_t recovered_through_ = 0; // the offset its recovery reached (0: none)
     frame_stream<Transport> frames_;
     websocket::stream<frame_stream<Transport>&, false> ws_;
-    std::unique_ptr<loop_timer> close_deadline_; // made only when a close begins
+    std::unique_ptr<loop_timer> close_deadline_; // made only for a close Beast began on its own
     message_rate rate_;
     steady_clock::time_point opened_{}; // the handshake completed
 };
@@ -400,14 +400,16 @@ void websocket_session<Transport>::close(std::uint16_t code, std::string_view re
     // A quiet connection has no reader: the close reads the client's answer itself, and ends the session
     // (a read-ahead is pending only then).
     frames_.cancel_read_ahead();
-    // Beast may already be closing on its own (it answers bad UTF-8 with 1007, oversize with 1009, protocol
-    // violations with 1002); then only the deadline below is needed.
+    // A peer that never answers the close (or never reads) is dropped after the handshake timeout: Beast's
+    // closing handshake has that deadline (the stream's handshake_timeout, set in open()), and ends with
+    // `timeout` when it passes.
     if (ws_.is_open())
-        ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
-                        [self = this->shared_from_this()](beast::error_code ec) {
-                            if (!self->reading_) self->finish(ec);
-                        });
-    // A peer that never answers the close (or never reads) is dropped after the handshake timeout.
+        return ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
+                               [self = this->shared_from_this()](beast::error_code ec) {
+                                   if (!self->reading_) self->finish(ec);
+                               });
+    // Beast is already closing on its own (it answers bad UTF-8 with 1007, oversize with 1009, protocol
+    // violations with 1002): a deadline of ours bounds what is left.
     close_deadline_ = std::make_unique<loop_timer>(ws_.get_executor());
     close_deadline_->expires_after(shard_.server.cfg.handshake_timeout);
     close_deadline_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
