@@ -105,7 +105,10 @@ public:
     /** Holds writes back until uncork(), which sends everything held at once: the 101 response and `initial`
      * leave together (one segment on a plain socket; two records, sent back to back, under TLS). */
     void cork() {
-        if (!backlog_) backlog_ = std::make_unique<backlog>();
+        if (!backlog_) {
+            backlog_ = std::make_unique<backlog>();
+            backlog_->items.reserve(2); // what a cork holds: the 101 response and `initial`
+        }
         backlog_->corked = true;
     }
 
