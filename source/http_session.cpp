@@ -13,7 +13,6 @@
 #include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json.hpp>
@@ -198,20 +197,18 @@ template <class Stream>
 class tracked_connection final : public closable {
 public:
     tracked_connection(Stream& stream, shard& state)
-        : stream_(stream)
-        , state_(state) {
-        state_.http_connections.insert(this);
+        : stream_(stream) {
+        state.http_connections.push_back(*this);
     }
     tracked_connection(tracked_connection const&) = delete;
     tracked_connection& operator=(tracked_connection const&) = delete;
-    ~tracked_connection() { release(); }
 
     void close() override { stream_.close(); }
-    void release() { state_.http_connections.erase(this); }
+    /** Off the shard's list before the connection's end: its upgrade. */
+    void release() { unlink(); }
 
 private:
     Stream& stream_;
-    shard& state_;
 };
 
 } // namespace
@@ -269,20 +266,62 @@ refuse_upgrade(http::request<http::string_body> const& request, server_state con
 
 namespace {
 
-/** A plain port's request stream: a tcp_stream on the loop's executor. */
-using http_stream = beast::basic_stream<net::ip::tcp, loop_executor>;
+/**
+ * A plain port's connection until its upgrade: the socket, and the deadline of a request (its read and its
+ * response's write), which closes the socket when it passes, as beast::tcp_stream's does, without that
+ * stream's shared state and its two timers. An AsyncStream for Beast's HTTP reads and writes. Lives in the
+ * session's frame and never moves: the deadline's wait refers to it (and touches it only if it passed).
+ */
+class request_socket {
+public:
+    using executor_type = tcp_socket::executor_type;
 
-/** What a session reads requests from: on a plain port a tcp_stream, for its deadline; on a TLS port the
- * tls_socket, which has one. Made once, in the session's frame: moving a tcp_stream allocates. */
-http_stream request_stream(tcp_socket socket) {
-    return http_stream(std::move(socket));
-}
-tls_socket request_stream(tls_socket stream) {
-    return stream;
-}
+    explicit request_socket(tcp_socket socket)
+        : socket_(std::move(socket))
+        , deadline_(socket_.get_executor()) {}
+    request_socket(request_socket const&) = delete;
+    request_socket& operator=(request_socket const&) = delete;
 
-/** What the WebSocket session keeps: the plain socket without the tcp_stream's timers, or the tls_socket. */
-tcp_socket session_transport(http_stream& stream) {
+    executor_type get_executor() noexcept { return socket_.get_executor(); }
+    tcp_socket& socket() noexcept { return socket_; }
+
+    template <class MutableBufferSequence, class Handler>
+    auto async_read_some(MutableBufferSequence const& buffers, Handler&& handler) {
+        return socket_.async_read_some(buffers, std::forward<Handler>(handler));
+    }
+    template <class ConstBufferSequence, class Handler>
+    auto async_write_some(ConstBufferSequence const& buffers, Handler&& handler) {
+        return socket_.async_write_some(buffers, std::forward<Handler>(handler));
+    }
+
+    void expires_after(duration timeout) {
+        deadline_.expires_after(timeout); // ends a pending wait, which then does nothing
+        deadline_.async_wait([this](beast::error_code ec) {
+            if (ec) return;
+            expired_ = true;
+            close();
+        });
+    }
+    void expires_never() { deadline_.cancel(); }
+    bool expired() const noexcept { return expired_; }
+    void close() noexcept {
+        beast::error_code ignored;
+        socket_.close(ignored);
+    }
+    /** The socket, for the WebSocket session; the deadline is off. */
+    tcp_socket release_socket() {
+        expires_never();
+        return std::move(socket_);
+    }
+
+private:
+    tcp_socket socket_;
+    loop_timer deadline_;
+    bool expired_ = false;
+};
+
+/** What the WebSocket session keeps: the plain socket without the deadline's timer, or the tls_socket. */
+tcp_socket session_transport(request_socket& stream) {
     return stream.release_socket();
 }
 tls_socket session_transport(tls_socket& stream) {
@@ -291,10 +330,15 @@ tls_socket session_transport(tls_socket& stream) {
 
 } // namespace
 
+/** What a session reads requests from: on a plain port a request_socket; on a TLS port the tls_socket,
+ * which has a deadline of its own. */
+template <class Socket>
+using request_stream = std::conditional_t<std::is_same_v<Socket, tls_socket>, tls_socket, request_socket>;
+
 template <class Socket>
 loop_awaitable<> run_http_session(Socket socket, beast::flat_buffer buffer, shard& connection_shard) {
     auto& state = connection_shard.server;
-    auto stream = request_stream(std::move(socket));
+    request_stream<Socket> stream(std::move(socket));
     tracked_connection tracked(stream, connection_shard);
 
     for (;;) {
@@ -305,7 +349,7 @@ loop_awaitable<> run_http_session(Socket socket, beast::flat_buffer buffer, shar
         stream.expires_after(state.cfg.handshake_timeout);
         auto const [read_ec, read_size] = co_await http::async_read(stream, buffer, parser, loop_nothrow);
         if (read_ec) {
-            if (read_ec == beast::error::timeout) {
+            if (read_ec == beast::error::timeout || stream.expired()) {
                 ++state.stats.http_timeouts_total;
                 log_debug("http_timeout",
                           kv("handshake_timeout", format_duration(state.cfg.handshake_timeout)));
