@@ -202,7 +202,9 @@ net::awaitable<void> server::shutdown() {
                                           s.connections.open_peers().end());
             for (peer* p : open)
                 p->close(protocol::close_code::going_away, protocol::close_reason::going_away);
-            std::vector<closable*> const idle(s.http_connections.begin(), s.http_connections.end());
+            std::vector<closable*> idle;
+            for (auto& c : s.http_connections)
+                idle.push_back(&c);
             for (closable* c : idle)
                 c->close();
         });

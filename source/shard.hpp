@@ -10,17 +10,19 @@
 
 #include <atomic>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/intrusive/list.hpp>
 #include <functional>
 #include <memory>
 #include <string>
-#include <unordered_set>
 
 namespace wolf {
 
 class broadcast_source;
 
-/** An HTTP connection that shutdown must be able to close while it waits for a request. */
-class closable {
+/** An HTTP connection that shutdown must be able to close while it waits for a request. On its shard's list
+ * while it lives (an intrusive link: joining and leaving allocate nothing). */
+class closable
+    : public boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
 public:
     virtual void close() = 0;
 
@@ -79,7 +81,7 @@ struct shard {
     loop_executor const executor;
     registry connections;
     history record; // the latest broadcasts offered on this thread, for subscribers that recover
-    std::unordered_set<closable*> http_connections;
+    boost::intrusive::list<closable, boost::intrusive::constant_time_size<false>> http_connections;
     std::function<void()> on_peer_removed; // the server's shutdown waits on it
 };
 
