@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 #include <chrono>
@@ -97,14 +98,17 @@ public:
     auto async_write_some(ConstBufferSequence const& buffers, WriteToken&& token) {
         return net::async_initiate<WriteToken, void(beast::error_code, std::size_t)>(
             [this](auto handler, ConstBufferSequence const& data) {
-                auto const size = net::buffer_size(data);
+                // One pass over the buffers (Beast's are deep views, slow to walk): room for a 101 response
+                // or a close frame at once, then each piece appended.
+                std::string bytes;
+                bytes.reserve(256);
+                for (auto const piece : beast::buffers_range_ref(data))
+                    bytes.append(static_cast<char const*>(piece.data()), piece.size());
+                auto const size = bytes.size();
                 auto const ec = writer_.error();
-                if (!ec && size > 0) { // an empty write has nothing to queue
-                    std::string bytes(size, '\0');
-                    net::buffer_copy(net::buffer(bytes), data);
+                if (!ec && size > 0) // an empty write has nothing to queue
                     writer_.send_transport(
                         next_, std::make_shared<wire_frame const>(wire_frame::prebuilt, std::move(bytes)));
-                }
                 auto executor = net::get_associated_executor(handler, get_executor());
                 net::post(executor, beast::bind_front_handler(std::move(handler), ec, ec ? 0 : size));
             },
