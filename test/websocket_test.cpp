@@ -14,9 +14,13 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <numeric>
 #include <optional>
 #include <set>
+#include <sys/socket.h>
 
 using namespace wolf;
 using namespace wolf::test;
@@ -142,6 +146,33 @@ BOOST_AUTO_TEST_CASE(ids_are_unique_lowercase_uuid_v4_sent_only_to_their_connect
             BOOST_TEST(is_uuid_v4(client.id()));
             BOOST_TEST(ids.insert(client.id()).second, "id reused: " << client.id());
         }
+    });
+}
+
+// Pushes are small and must leave at once: every accepted connection has Nagle's algorithm off, which it
+// inherits from its listener.
+BOOST_AUTO_TEST_CASE(accepted_connections_send_without_delay) {
+    run_with_server(fast_config(), [](server& srv) -> net::awaitable<void> {
+        auto client = co_await ws_client::open(srv.port());
+        auto const client_port = beast::get_lowest_layer(client.stream()).socket().local_endpoint().port();
+        // The server runs in this process: its end of the connection is one of our descriptors.
+        int server_end = -1;
+        for (auto const& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+            int const fd = std::stoi(entry.path().filename().string());
+            sockaddr_in local{}, peer{};
+            socklen_t size = sizeof local;
+            if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &size) != 0 ||
+                local.sin_family != AF_INET)
+                continue;
+            size = sizeof peer;
+            if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &size) != 0) continue;
+            if (ntohs(local.sin_port) == srv.port() && ntohs(peer.sin_port) == client_port) server_end = fd;
+        }
+        BOOST_TEST_REQUIRE(server_end >= 0, "the server's end of the connection is found");
+        int nodelay = 0;
+        socklen_t size = sizeof nodelay;
+        BOOST_TEST_REQUIRE(::getsockopt(server_end, IPPROTO_TCP, TCP_NODELAY, &nodelay, &size) == 0);
+        BOOST_TEST(nodelay == 1, "TCP_NODELAY on the server's end");
     });
 }
 
