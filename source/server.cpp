@@ -95,7 +95,7 @@ struct server::impl {
     bool started = false;
 };
 
-server::server(net::io_context::executor_type executor, config cfg, asset_store assets, quote_deck deck,
+server::server(loop_executor executor, config cfg, asset_store assets, quote_deck deck,
                net::ssl::context* tls, std::shared_ptr<net::ssl::context> redis_tls)
     : impl_(std::make_unique<impl>(std::move(executor), std::move(cfg), std::move(assets), std::move(deck),
                                    tls, std::move(redis_tls))) {

@@ -5,11 +5,11 @@
 #include "metrics.hpp"
 #include "quote_deck.hpp"
 #include "registry.hpp"
+#include "support/loop.hpp"
 #include "support/net.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,7 +29,7 @@ class server {
 public:
     /** With `tls` (which must outlive the server) the port speaks only HTTPS and wss://; without it, plain
      * HTTP and ws://. `redis_tls` is the context for a rediss:// --redis (make_redis_tls_context). */
-    server(net::io_context::executor_type executor, config cfg, asset_store assets, quote_deck deck,
+    server(loop_executor executor, config cfg, asset_store assets, quote_deck deck,
            net::ssl::context* tls = nullptr, std::shared_ptr<net::ssl::context> redis_tls = nullptr);
     ~server();
     server(server const&) = delete;
